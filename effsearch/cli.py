@@ -1,0 +1,262 @@
+"""The ``effsearch`` command line: thin typer commands; all logic lives below."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from effsearch.errors import ArgumentError, EffsearchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Search the Pareto set of accuracy vs. hardware cost over model compression knobs.",
+)
+
+EXIT_INTERRUPTED = 130
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+WIDE_LOG_COLUMNS = 160
+
+
+def _out_console() -> Console:
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = WIDE_LOG_COLUMNS  # logs and pipes: tables must not be squeezed to 80
+    return console
+
+
+def _user_errors(func: F) -> F:
+    """Turn an EffsearchError into its message and exit code (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EffsearchError as exc:
+            console = _err_console()
+            console.print(f"error: {exc}", markup=False)
+            if getattr(exc, "source", None) and func.__name__ in ("run", "validate"):
+                console.print(
+                    f"Nothing was run. Check a recipe without running it: "
+                    f"effsearch validate {exc.source}",  # type: ignore[attr-defined]
+                    markup=False,
+                )
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_default=False)]
+RunDirArg = Annotated[Path, typer.Argument(help="Run directory (default runs/<name>).",
+                                           show_default=False)]
+
+
+@app.command()
+@_user_errors
+def run(
+    recipe_path: RecipeArg,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Where the run lives "
+                                                 "(default: runs/<recipe name>).")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Override budget.trials "
+                                               "(total, including finished trials).")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="inline | local")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Override "
+                                                "execution.workers.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the run "
+                                         "directory if there is one.")] = False,
+) -> None:
+    """Run a search as RECIPE says."""
+    from effsearch.recipe import load_recipe
+
+    recipe = _with_overrides(load_recipe(recipe_path), trials, executor, workers)
+    directory = run_dir if run_dir is not None else Path("runs") / recipe.name
+    _execute(recipe, directory, resume=resume)
+
+
+@app.command()
+@_user_errors
+def resume(
+    run_dir: RunDirArg,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="New total trial "
+                                               "budget.")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="inline | local")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
+) -> None:
+    """Continue a stopped or crashed run: finished trials are kept, interrupted ones re-run."""
+    from effsearch.search.rundir import RunDir
+
+    recipe = _with_overrides(RunDir(run_dir).frozen_recipe(), trials, executor, workers)
+    _execute(recipe, run_dir, resume=True)
+
+
+@app.command()
+@_user_errors
+def show(
+    run_dir: RunDirArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Trials, Pareto set and hypervolume of a run."""
+    from effsearch.report import results
+    from effsearch.search.rundir import RunDir
+    from effsearch.search.runner import load_study
+
+    recipe, study = load_study(RunDir(run_dir))
+    if as_json:
+        typer.echo(json.dumps(results.show_document(recipe, study), indent=2))
+        return
+    _print_summary(_out_console(), recipe, study, RunDir(run_dir))
+
+
+@app.command()
+@_user_errors
+def validate(recipe_path: RecipeArg) -> None:
+    """Check a recipe without running it; list the search space it defines."""
+    from effsearch.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    console = _out_console()
+    console.print(f"{recipe_path}: valid recipe {recipe.name!r}", markup=False)
+    for knob in recipe.space.knobs:
+        console.print(f"  {knob.full_name}: {knob.describe()}", markup=False)
+    goals = ", ".join(f"{o.direction} {o.metric}" for o in recipe.objectives)
+    console.print(f"  objectives: {goals}", markup=False)
+    if recipe.constraints:
+        console.print(f"  constraints: {', '.join(map(str, recipe.constraints))}", markup=False)
+
+
+@app.command()
+@_user_errors
+def spaces() -> None:
+    """List built-in tasks, their knob groups, knobs and metrics."""
+    from effsearch.registry import lookup, names
+    from effsearch.spaces import FAMILIES
+
+    console = _out_console()
+    for name in names("task"):
+        task = lookup("task", name)
+        console.print(f"task {name}: {(task.__doc__ or '').strip().splitlines()[0]}", markup=False)
+        for group in task.families or ():
+            console.print(f"  {group}:", markup=False)
+            for decl in FAMILIES[group]:
+                when = ""
+                if decl.when:
+                    when = "  (when " + ", ".join(
+                        f"{k} in {list(v)}" for k, v in decl.when.items()) + ")"
+                console.print(f"    {decl.name}: {decl.domain_text()}, default {decl.default!r}"
+                              f" - {decl.help}{when}", markup=False)
+        console.print("  metrics:", markup=False)
+        for metric in task.metrics or ():
+            console.print(f"    {metric.name}: {metric.description}", markup=False)
+    console.print(f"optimizers: {', '.join(names('optimizer'))}", markup=False)
+    console.print(f"executors: {', '.join(names('executor'))}", markup=False)
+
+
+@app.command()
+@_user_errors
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the recipe.")] = Path("recipe.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starter recipe (digits-cnn, every knob group) to PATH."""
+    from effsearch.starter import STARTER_RECIPE
+
+    if path.exists() and not force:
+        raise ArgumentError(f"{path} exists; pass --force to overwrite it")
+    path.write_text(STARTER_RECIPE, encoding="utf-8")
+    _out_console().print(f"wrote {path}. Next: effsearch validate {path} && effsearch run {path}",
+                         markup=False)
+
+
+# --------------------------------------------------------------------------------- helpers
+def _with_overrides(recipe: Any, trials: int | None, executor: str | None,
+                    workers: int | None) -> Any:
+    from effsearch.recipe import with_overrides
+
+    return with_overrides(recipe, trials=trials, executor=executor, workers=workers)
+
+
+def _execute(recipe: Any, run_dir: Path, resume: bool) -> None:
+    from effsearch.report.live import LineView, LiveView, terminal_console
+    from effsearch.search.rundir import RunDir
+    from effsearch.search.runner import Runner
+    from effsearch.search.storage import describe
+
+    console = terminal_console()
+    metric_names = [o.metric for o in recipe.objectives]
+    view = (LiveView(console, metric_names, recipe) if console.is_terminal
+            else LineView(console, metric_names))
+    directory = RunDir(run_dir)
+    runner = Runner(recipe, directory, view)
+    console.print(f"{'resuming' if resume and directory.exists() else 'starting'} "
+                  f"{recipe.name!r} in {run_dir} (study: {describe(recipe.storage, run_dir)})",
+                  markup=False)
+    result = runner.run(resume=resume)
+    if result.recovered:
+        console.print(f"recovered {result.recovered} interrupted trial(s); re-ran them",
+                      markup=False)
+    console.print(result.optimizer_reason, markup=False)
+    _print_summary(console, recipe, result.study, directory)
+    _write_pareto(recipe, result.study, directory)
+    if result.interrupted:
+        console.print(f"interrupted; every finished trial is saved. Resume with: "
+                      f"effsearch resume {run_dir}", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> None:
+    from effsearch.report import results
+    from effsearch.search.pareto import hypervolume
+
+    counts = results.counts(study)
+    parts = [f"{counts.get(state, 0)} {state.lower()}" for state in ("COMPLETE", "FAIL")]
+    if counts.get("interrupted"):
+        parts.append(f"{counts['interrupted']} of them interrupted (re-run)")
+    console.print(f"{recipe.name}: {len(study.trials)} trials ({', '.join(parts)})",
+                  markup=False)
+    console.print(results.pareto_table(recipe, study))
+    baseline = results.baseline_line(recipe, study)
+    if baseline:
+        console.print(baseline, markup=False)
+    volume = hypervolume(study.get_trials(deepcopy=False), recipe.objectives, recipe.constraints)
+    if volume.value is not None:
+        how = "inferred from the trials" if volume.inferred else "from the recipe"
+        ref = ", ".join(results.format_value(v) for v in volume.reference_point or [])
+        console.print(f"hypervolume {volume.value:.4g} (reference point [{ref}], {how})",
+                      markup=False)
+    failures = results.failures_table(study)
+    if failures is not None:
+        console.print(failures)
+    console.print(f"details: effsearch show {run_dir.path} --json", markup=False)
+
+
+def _write_pareto(recipe: Any, study: Any, run_dir: Any) -> None:
+    from effsearch.report import results
+
+    document = results.show_document(recipe, study)
+    front = set(document["pareto"])
+    document["trials"] = [t for t in document["trials"] if t["number"] in front]
+    run_dir.pareto_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,152 @@
+"""What ``run`` shows while it works: a rich live view on a terminal, one line per event elsewhere."""
+
+from __future__ import annotations
+
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import optuna
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+from effsearch.report.results import format_value, pareto_table
+
+
+def terminal_console() -> Console:
+    """A console on the terminal as it was at start-up.
+
+    Trials run inline redirect file descriptors 1 and 2 into their log; writing through a copy
+    of the original descriptor keeps the view on the terminal meanwhile.
+    """
+    stream: IO[str] = sys.stdout
+    try:
+        stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (tests capture output): write to it directly
+    console = Console(file=stream, highlight=False)
+    if not console.is_terminal:
+        console.width = 160  # logs and pipes: tables must not be squeezed to 80 columns
+    return console
+
+
+class View(ABC):
+    """Receives the runner's events, in order: start, (trial_* | tick | message)*, stop."""
+
+    @abstractmethod
+    def start(self, study: optuna.Study, total: int | None, counted: int) -> None: ...
+
+    def trial_started(self, number: int, config: Mapping[str, Any]) -> None:  # noqa: B027
+        """A trial was handed to the executor."""
+
+    @abstractmethod
+    def trial_completed(self, study: optuna.Study, number: int, values: Sequence[float]) -> None:
+        ...
+
+    @abstractmethod
+    def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None: ...
+
+    def tick(self, running: Sequence[int]) -> None:  # noqa: B027
+        """Called every poll; a live view refreshes here."""
+
+    @abstractmethod
+    def message(self, text: str) -> None: ...
+
+    def stop(self) -> None:  # noqa: B027
+        """The loop ended."""
+
+
+class LineView(View):
+    """One line per event: for logs, CI and pipes."""
+
+    def __init__(self, console: Console, metric_names: Sequence[str]) -> None:
+        self.console = console
+        self.metric_names = list(metric_names)
+        self.total: int | None = None
+        self.counted = 0
+
+    def start(self, study: optuna.Study, total: int | None, counted: int) -> None:
+        self.total, self.counted = total, counted
+
+    def _progress(self) -> str:
+        return f"[{self.counted}/{self.total}]" if self.total else f"[{self.counted}]"
+
+    def trial_completed(self, study: optuna.Study, number: int, values: Sequence[float]) -> None:
+        self.counted += 1
+        shown = ", ".join(f"{n}={format_value(v)}" for n, v in zip(self.metric_names, values,
+                                                                    strict=True))
+        self.console.print(f"{self._progress()} trial {number} done: {shown}")
+
+    def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None:
+        self.counted += 1
+        self.console.print(f"{self._progress()} trial {number} failed: {reason} "
+                           f"({trial_dir / 'log.txt'})")
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+
+class LiveView(LineView):
+    """Progress with ETA, running trials, failures and the current Pareto set, redrawn in place."""
+
+    def __init__(self, console: Console, metric_names: Sequence[str], recipe: Any) -> None:
+        super().__init__(console, metric_names)
+        self.recipe = recipe
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task_id = self.progress.add_task("trials", total=None)
+        self.failures = 0
+        self.last_failure = ""
+        self.running: Sequence[int] = ()
+        self.front: Any = Text("")
+        self.live = Live(console=console, refresh_per_second=4, transient=False)
+
+    def start(self, study: optuna.Study, total: int | None, counted: int) -> None:
+        super().start(study, total, counted)
+        self.progress.update(self.task_id, total=total, completed=counted)
+        if study.best_trials:
+            self.front = pareto_table(self.recipe, study, title="Current Pareto set", limit=8)
+        self.live.start()
+        self._draw()
+
+    def _draw(self) -> None:
+        status = Text(f"running: {', '.join(map(str, self.running)) or '–'}   "
+                      f"failed: {self.failures}")
+        if self.last_failure:
+            status.append(f"   last failure: {self.last_failure}", style="red")
+        self.live.update(Group(self.progress, status, self.front))
+
+    def trial_completed(self, study: optuna.Study, number: int, values: Sequence[float]) -> None:
+        self.counted += 1
+        self.progress.advance(self.task_id)
+        self.front = pareto_table(self.recipe, study, title="Current Pareto set", limit=8)
+        self._draw()
+
+    def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None:
+        self.counted += 1
+        self.failures += 1
+        self.progress.advance(self.task_id)
+        self.last_failure = f"trial {number}: {reason[:100]} ({trial_dir / 'log.txt'})"
+        self._draw()
+
+    def tick(self, running: Sequence[int]) -> None:
+        self.running = running
+        self._draw()
+
+    def message(self, text: str) -> None:
+        self.live.console.print(text)
+
+    def stop(self) -> None:
+        self.live.stop()

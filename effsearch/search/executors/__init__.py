@@ -1,0 +1,18 @@
+"""Executors run trials: ``inline`` (same process) and ``local`` (worker processes)."""
+
+from __future__ import annotations
+
+from effsearch.registry import lookup
+from effsearch.search.executors import inline as inline  # noqa: F401 - registers
+from effsearch.search.executors import local as local  # noqa: F401 - registers
+from effsearch.search.executors.base import Executor, TrialJob, TrialOutcome
+
+
+def make_executor(name: str, workers: int, trial_timeout_s: float, threads: int) -> Executor:
+    """Start the executor registered as ``name``."""
+    cls = lookup("executor", name)
+    executor: Executor = cls(workers=workers, trial_timeout_s=trial_timeout_s, threads=threads)
+    return executor
+
+
+__all__ = ["Executor", "TrialJob", "TrialOutcome", "make_executor"]

@@ -1,0 +1,182 @@
+"""Local executor: a pool of worker processes on this machine.
+
+Each worker is a spawned Python process that runs one trial at a time and is reused (imports
+and the task's data load once per worker). A trial that crashes its worker (segfault, OOM kill,
+``os._exit``) or runs past ``trial_timeout_s`` becomes a failed outcome with the reason; the
+worker is replaced and the search goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from effsearch.errors import ExecutorError
+from effsearch.registry import register
+from effsearch.search.executors.base import Executor, TrialJob, TrialOutcome, run_job
+from effsearch.search.executors.logs import trial_log
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _worker_main(conn: Connection, threads: int) -> None:
+    # Children must not die on the Ctrl-C meant for the driver; the driver stops them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    torch.set_num_threads(threads)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        with trial_log(job.trial_dir):
+            outcome = run_job(job)
+        conn.send(outcome)
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    job: TrialJob | None = None
+    started: float = 0.0
+
+
+@register("executor", "local")
+class LocalExecutor(Executor):
+    """``workers`` processes, each with ``threads`` torch threads, one trial at a time each."""
+
+    def __init__(self, workers: int = 2, trial_timeout_s: float = 600.0, threads: int = 1) -> None:
+        self.timeout_s = trial_timeout_s
+        self.threads = threads
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = [self._spawn() for _ in range(workers)]
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        saved = {k: os.environ.get(k) for k in _THREAD_ENV}
+        # Thread pools size themselves at import; the child must see the pin before torch loads.
+        os.environ.update({k: str(self.threads) for k in _THREAD_ENV})
+        try:
+            process = self._context.Process(
+                target=_worker_main, args=(child, self.threads), daemon=True
+            )
+            process.start()
+        except OSError as exc:
+            raise ExecutorError(f"cannot start a worker process: {exc}") from exc
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        child.close()
+        return _Worker(process, parent)
+
+    def free_slots(self) -> int:
+        return sum(1 for w in self._workers if w.job is None)
+
+    def submit(self, job: TrialJob) -> None:
+        worker = next(w for w in self._workers if w.job is None)
+        if not worker.process.is_alive():
+            self._replace(worker)
+            worker = next(w for w in self._workers if w.job is None)
+        worker.conn.send(job)
+        worker.job = job
+        worker.started = time.monotonic()
+
+    def running(self) -> list[int]:
+        return [w.job.number for w in self._workers if w.job is not None]
+
+    def poll(self, timeout_s: float) -> list[TrialOutcome]:
+        busy = [w for w in self._workers if w.job is not None]
+        if not busy:
+            return []
+        deadline = min(w.started + self.timeout_s for w in busy)
+        wait_s = max(0.0, min(timeout_s, deadline - time.monotonic()))
+        handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(wait(handles, timeout=wait_s))
+        outcomes: list[TrialOutcome] = []
+        for worker in busy:
+            assert worker.job is not None
+            if worker.conn in ready:
+                try:
+                    outcome: TrialOutcome = worker.conn.recv()
+                except (EOFError, OSError):
+                    outcome = self._died(worker)
+                else:
+                    worker.job = None
+                outcomes.append(outcome)
+            elif worker.process.sentinel in ready:
+                outcomes.append(self._died(worker))
+            elif time.monotonic() - worker.started > self.timeout_s:
+                outcomes.append(
+                    self._stop(
+                        worker,
+                        f"timed out after {self.timeout_s:g} s (execution.trial_timeout_s); "
+                        "the worker was killed",
+                    )
+                )
+        return outcomes
+
+    def cancel_all(self, reason: str) -> list[TrialOutcome]:
+        return [self._stop(w, reason, respawn=False) for w in self._workers if w.job is not None]
+
+    def close(self) -> None:
+        for worker in self._workers:
+            if worker.process.is_alive():
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+        for worker in self._workers:
+            worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=2)
+            if not worker.conn.closed:
+                worker.conn.close()
+
+    def _died(self, worker: _Worker) -> TrialOutcome:
+        worker.process.join(timeout=5)
+        code = worker.process.exitcode
+        if code is not None and code < 0:
+            how = f"killed by {signal.Signals(-code).name}"
+            if -code == signal.SIGKILL:
+                how += " (out of memory, or killed from outside)"
+        else:
+            how = f"exited with code {code}"
+        return self._stop(worker, f"worker process died: {how}")
+
+    def _stop(self, worker: _Worker, reason: str, respawn: bool = True) -> TrialOutcome:
+        assert worker.job is not None
+        outcome = TrialOutcome(
+            number=worker.job.number,
+            ok=False,
+            reason=reason,
+            duration_s=time.monotonic() - worker.started,
+        )
+        worker.job = None
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        if respawn:
+            self._replace(worker)
+        return outcome
+
+    def _replace(self, worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=5)
+        worker.conn.close()
+        index = self._workers.index(worker)
+        self._workers[index] = self._spawn()

@@ -1,0 +1,28 @@
+"""Names under which the runner records things on trials and on the study (read by reports)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from optuna.trial import FrozenTrial, TrialState
+
+# Trial user attributes.
+CONFIG = "config"
+METRICS = "metrics"
+FAIL_REASON = "fail_reason"
+INTERRUPTED = "interrupted"
+RETRY_OF = "retry_of"
+BASELINE = "baseline"
+DURATION = "duration_s"
+HISTORY = "history"
+NOTES = "notes"
+# Study user attributes.
+STUDY_FINGERPRINT = "effsearch_fingerprint"
+STUDY_OPTIMIZER = "effsearch_optimizer"
+STUDY_WALL_S = "effsearch_wall_s_used"
+
+
+def counted_trials(trials: Sequence[FrozenTrial]) -> int:
+    """Trials that used up budget: finished ones, not those cut short by an interruption."""
+    finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+    return sum(1 for t in trials if t.state in finished and not t.user_attrs.get(INTERRUPTED))

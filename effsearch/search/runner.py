@@ -1,0 +1,368 @@
+"""The runner: the only loop, and the only writer of the study.
+
+Order of one search (``Runner.run``):
+1. Take the run directory's driver lock; open the study (create or re-open).
+2. Recover: trials a dead driver left RUNNING are failed (``interrupted``) and their parameters
+   re-enqueued, so no finished trial is lost and none runs twice. A fresh run enqueues the
+   task's baseline (uncompressed) configuration first when the recipe allows it.
+3. Loop: ask the sampler for configurations while the executor has free slots and budget is
+   left; poll finished outcomes; tell the study the objective values and constraint
+   violations, record every metric on the trial; update the view.
+4. On Ctrl-C/SIGTERM: cancel trials in flight, record them as interrupted and re-enqueue them,
+   and report how to resume.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from effsearch.errors import ResumeError
+from effsearch.recipe import RESUMABLE_FIELDS, Recipe, differences
+from effsearch.search import records
+from effsearch.search import storage as storage_mod
+from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
+from effsearch.search.optimizers import OptimizerRequest, make_sampler
+from effsearch.search.rundir import RunDir
+from effsearch.tasks import task_class
+
+if TYPE_CHECKING:
+    from effsearch.report.live import View
+
+POLL_S = 0.2
+
+
+@dataclass
+class RunResult:
+    """How a search ended."""
+
+    study: optuna.Study
+    interrupted: bool = False
+    recovered: int = 0
+    completed_now: int = 0
+    failed_now: int = 0
+    optimizer_reason: str = ""
+
+
+@dataclass
+class _Budget:
+    trials: int | None
+    wall_s: float | None
+    wall_used_before_s: float
+    started: float = field(default_factory=time.monotonic)
+
+    def wall_used_s(self) -> float:
+        return self.wall_used_before_s + time.monotonic() - self.started
+
+    def allows(self, counted: int, in_flight: int) -> bool:
+        if self.trials is not None and counted + in_flight >= self.trials:
+            return False
+        return not (self.wall_s is not None and self.wall_used_s() >= self.wall_s)
+
+
+def open_study(recipe: Recipe, run_dir: RunDir, sampler: optuna.samplers.BaseSampler | None = None
+               ) -> optuna.Study:
+    """Create or re-open the run's study in its storage."""
+    storage_mod.quiet_optuna()
+    storage = storage_mod.open_storage(recipe.storage, run_dir.path)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=recipe.name,
+        directions=[o.direction for o in recipe.objectives],
+        sampler=sampler,
+        load_if_exists=True,
+    )
+    fingerprint = study.user_attrs.get(records.STUDY_FINGERPRINT)
+    if fingerprint is None:
+        study.set_metric_names([o.metric for o in recipe.objectives])
+        study.set_user_attr(records.STUDY_FINGERPRINT, recipe.fingerprint())
+    elif fingerprint != recipe.fingerprint():
+        raise ResumeError(
+            f"the study {recipe.name!r} in {storage_mod.describe(recipe.storage, run_dir.path)} "
+            "was made by a different recipe (task, space, objectives, constraints or measure "
+            "differ); use another name or storage"
+        )
+    return study
+
+
+def load_study(run_dir: RunDir) -> tuple[Recipe, optuna.Study]:
+    """Re-open a finished or running run for reading (show, export)."""
+    recipe = run_dir.frozen_recipe()
+    storage_mod.quiet_optuna()
+    storage = storage_mod.open_storage(recipe.storage, run_dir.path)
+    try:
+        study = optuna.load_study(study_name=recipe.name, storage=storage)
+    except KeyError:
+        raise ResumeError(
+            f"{run_dir.path} has no study named {recipe.name!r} yet; run it with: "
+            f"effsearch resume {run_dir.path}"
+        ) from None
+    return recipe, study
+
+
+def check_resumable(frozen: Recipe, recipe: Recipe) -> None:
+    """Refuse a recipe whose changes would change what finished trials mean."""
+    old = {k: v for k, v in frozen.data.items() if k not in RESUMABLE_FIELDS}
+    new = {k: v for k, v in recipe.data.items() if k not in RESUMABLE_FIELDS}
+    changed = differences(old, new)
+    if changed:
+        raise ResumeError(
+            f"the recipe changed since this run started, in: {', '.join(changed)}. Finished "
+            f"trials would no longer match it. Only {', '.join(RESUMABLE_FIELDS)} may change on "
+            "resume; start a new run with another --run-dir (or name) instead"
+        )
+
+
+class Runner:
+    """Runs one search; see the module docstring for the order of events."""
+
+    def __init__(self, recipe: Recipe, run_dir: RunDir, view: View) -> None:
+        self.recipe = recipe
+        self.run_dir = run_dir
+        self.view = view
+        self._pending: dict[int, optuna.Trial] = {}
+        self._stop_signal: str | None = None
+
+    def run(self, resume: bool) -> RunResult:
+        """Run until the budget is spent or a stop signal arrives."""
+        storage_mod.quiet_optuna()
+        recipe = self.recipe
+        if self.run_dir.exists() and not resume:
+            raise ResumeError(
+                f"{self.run_dir.path} already holds a run; continue it with "
+                f"'effsearch resume {self.run_dir.path}', or pass --run-dir for a new one"
+            )
+        with self.run_dir.driver_lock():
+            if resume and self.run_dir.exists():
+                check_resumable(self.run_dir.frozen_recipe(), recipe)
+            request = OptimizerRequest(
+                seed=recipe.seed,
+                n_objectives=len(recipe.objectives),
+                space=recipe.space,
+                workers=recipe.execution.workers if recipe.execution.executor != "inline" else 1,
+                trials=recipe.budget.trials,
+                options=recipe.optimizer.options,
+            )
+            choice = make_sampler(recipe.optimizer.name, request)
+            study = open_study(recipe, self.run_dir, choice.sampler)
+            self.run_dir.freeze(recipe)
+            study.set_user_attr(
+                records.STUDY_OPTIMIZER, {"name": choice.name, "reason": choice.reason}
+            )
+            result = RunResult(study=study, optimizer_reason=choice.reason)
+            result.recovered = self._recover(study)
+            if not study.trials:
+                self._enqueue_baseline(study)
+            budget = _Budget(
+                trials=recipe.budget.trials,
+                wall_s=recipe.budget.wall_minutes * 60 if recipe.budget.wall_minutes else None,
+                wall_used_before_s=float(study.user_attrs.get(records.STUDY_WALL_S, 0.0)),
+            )
+            executor = make_executor(
+                recipe.execution.executor,
+                workers=recipe.execution.workers,
+                trial_timeout_s=recipe.execution.trial_timeout_s,
+                threads=recipe.execution.threads_per_trial,
+            )
+            try:
+                with self._signals():
+                    self._loop(study, executor, budget, result)
+            finally:
+                self.view.stop()
+                if self._pending:
+                    for outcome in executor.cancel_all(self._interrupt_reason()):
+                        self._record(study, outcome, result, interrupted=True)
+                executor.close()
+                study.set_user_attr(records.STUDY_WALL_S, budget.wall_used_s())
+            result.interrupted = self._stop_signal is not None
+            return result
+
+    # ------------------------------------------------------------------------- the loop
+    def _loop(self, study: optuna.Study, executor: Executor, budget: _Budget,
+              result: RunResult) -> None:
+        trials = study.get_trials(deepcopy=False)
+        counted = records.counted_trials(trials)
+        self.view.start(study, total=budget.trials, counted=counted)
+        while self._stop_signal is None:
+            while (
+                executor.free_slots() > 0
+                and budget.allows(counted, len(self._pending))
+                and self._stop_signal is None
+            ):
+                self._launch(study, executor)
+            if not self._pending:
+                break
+            outcomes = executor.poll(POLL_S)
+            for outcome in outcomes:
+                self._record(study, outcome, result, interrupted=False)
+                counted += 1
+            if outcomes:
+                study.set_user_attr(records.STUDY_WALL_S, budget.wall_used_s())
+            self.view.tick(running=sorted(self._pending))
+
+    def _launch(self, study: optuna.Study, executor: Executor) -> None:
+        trial = study.ask()
+        config = self.recipe.space.suggest(trial)
+        trial.set_user_attr(records.CONFIG, config)
+        trial_dir = self.run_dir.trial_dir(trial.number)
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        job = TrialJob(
+            number=trial.number,
+            config=config,
+            task=self.recipe.task_spec,
+            seed=self.recipe.seed,
+            threads=self.recipe.execution.threads_per_trial,
+            measure=self.recipe.measure_settings,
+            trial_dir=str(trial_dir),
+        )
+        self._pending[trial.number] = trial
+        executor.submit(job)
+        self.view.trial_started(trial.number, config)
+
+    def _record(self, study: optuna.Study, outcome: TrialOutcome, result: RunResult,
+                interrupted: bool) -> None:
+        trial = self._pending.pop(outcome.number)
+        trial.set_user_attr(records.METRICS, outcome.metrics)
+        trial.set_user_attr(records.DURATION, round(outcome.duration_s, 3))
+        if outcome.history:
+            trial.set_user_attr(records.HISTORY, outcome.history)
+        if outcome.notes:
+            trial.set_user_attr(records.NOTES, outcome.notes)
+        reason = outcome.reason if not outcome.ok else self._missing_metric(outcome.metrics)
+        if reason:
+            self._fail(study, trial, reason, interrupted=interrupted)
+            result.failed_now += 0 if interrupted else 1
+            self.view.trial_failed(outcome.number, reason, self.run_dir.trial_dir(outcome.number))
+            return
+        for constraint in self.recipe.constraints:
+            trial.set_constraint(str(constraint), constraint.violation(outcome.metrics[constraint.metric]))
+        values = [outcome.metrics[o.metric] for o in self.recipe.objectives]
+        study.tell(trial, values)
+        result.completed_now += 1
+        self.view.trial_completed(study, outcome.number, values)
+
+    def _missing_metric(self, metrics: Mapping[str, float]) -> str:
+        needed = [o.metric for o in self.recipe.objectives] + [
+            c.metric for c in self.recipe.constraints
+        ]
+        missing = [m for m in dict.fromkeys(needed) if m not in metrics]
+        if not missing:
+            return ""
+        got = ", ".join(sorted(metrics)) or "nothing"
+        return f"the task returned no {', '.join(map(repr, missing))} (it returned: {got})"
+
+    def _fail(self, study: optuna.Study, trial: optuna.Trial, reason: str,
+              interrupted: bool) -> None:
+        trial.set_user_attr(records.FAIL_REASON, reason)
+        if interrupted:
+            trial.set_user_attr(records.INTERRUPTED, True)
+            self._reenqueue(study, trial.number, trial.params, trial.user_attrs)
+        study.tell(trial, state=TrialState.FAIL)
+
+    # ------------------------------------------------------------------------- recovery
+    def _recover(self, study: optuna.Study) -> int:
+        """Fail and re-enqueue trials a dead driver left RUNNING; return how many."""
+        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for frozen in stale:
+            trial = optuna.Trial(study, frozen._trial_id)
+            trial.set_user_attr(records.FAIL_REASON, "interrupted: the driver stopped before the "
+                                "trial finished (re-run on resume)")
+            trial.set_user_attr(records.INTERRUPTED, True)
+            self._reenqueue(study, frozen.number, frozen.params, frozen.user_attrs)
+            study.tell(frozen.number, state=TrialState.FAIL)
+        return len(stale)
+
+    @staticmethod
+    def _reenqueue(study: optuna.Study, number: int, params: Mapping[str, Any],
+                   user_attrs: Mapping[str, Any]) -> None:
+        attrs: dict[str, Any] = {records.RETRY_OF: number}
+        if user_attrs.get(records.BASELINE):
+            attrs[records.BASELINE] = True
+        study.enqueue_trial(dict(params), user_attrs=attrs)
+
+    def _enqueue_baseline(self, study: optuna.Study) -> None:
+        cls = task_class(self.recipe.task_spec)
+        if not self.recipe.baseline or cls is None or cls.baseline is None:
+            return
+        params = baseline_params(self.recipe, cls.baseline)
+        if params is None:
+            self.view.message(
+                "no baseline trial: the uncompressed configuration lies outside the space"
+            )
+            return
+        study.enqueue_trial(params, user_attrs={records.BASELINE: True})
+
+    # ------------------------------------------------------------------------- signals
+    def _interrupt_reason(self) -> str:
+        return f"interrupted by {self._stop_signal or 'an error in the driver'} (re-run on resume)"
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self._stop_signal = signal.Signals(signum).name
+            # A second Ctrl-C stops at once (an inline trial cannot be cancelled otherwise).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, stop)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def baseline_params(recipe: Recipe, baseline: Mapping[str, Mapping[str, Any]]
+                    ) -> dict[str, Any] | None:
+    """Optuna parameters of the task's uncompressed configuration inside this space.
+
+    Groups the task names in ``baseline`` take those values; any other searched knob takes its
+    declared default, clipped into the recipe's range. None if a baseline value is not in range.
+    """
+    from effsearch.spaces import FAMILIES
+
+    values: dict[str, Any] = {}
+    for knob in recipe.space.knobs:
+        if not knob.is_active(values):
+            continue
+        if knob.group in baseline and knob.name in baseline[knob.group]:
+            value = baseline[knob.group][knob.name]
+        elif knob.searched:
+            decl = {d.name: d for d in FAMILIES.get(knob.group, ())}.get(knob.name)
+            if decl is None:
+                return None
+            value = _clip(decl.default, knob.distribution)
+        else:
+            value = knob.fixed
+        if knob.searched:
+            if not _in_space(value, knob.distribution):
+                return None
+        elif value != knob.fixed:
+            return None
+        values[knob.full_name] = value
+    return {k.full_name: values[k.full_name] for k in recipe.space.searched if k.full_name in values}
+
+
+def _in_space(value: Any, distribution: Any) -> bool:
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return value in distribution.choices
+    return bool(distribution.low <= value <= distribution.high)
+
+
+def _clip(value: Any, distribution: Any) -> Any:
+    low = getattr(distribution, "low", None)
+    high = getattr(distribution, "high", None)
+    if low is None or high is None:
+        return value
+    clipped = min(max(value, low), high)
+    return int(clipped) if isinstance(distribution, optuna.distributions.IntDistribution) else clipped
+

@@ -1,0 +1,172 @@
+"""Knobs: what a technique declares, how a recipe narrows it, and how a trial samples it.
+
+Three layers:
+- :class:`KnobDecl` is what a technique module declares for built-in tasks: kind, the domain a
+  value must lie in, the default used when the recipe does not mention the knob, and when the
+  knob is active (``when={"method": ("magnitude", "channel")}``).
+- :class:`Knob` is one knob of a concrete search: the recipe's range (an Optuna distribution) or
+  a fixed value, plus its activation condition.
+- :class:`SearchSpace` orders the knobs, samples a nested configuration from an Optuna trial
+  (inactive knobs are absent), and rebuilds a configuration from stored parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+KnobKind = Literal["float", "int", "choice"]
+Condition = tuple[tuple[str, tuple[Any, ...]], ...]
+"""``((full knob name, allowed values), ...)``: all must hold for a knob to be active."""
+
+
+@dataclass(frozen=True)
+class KnobDecl:
+    """A knob a technique offers built-in tasks.
+
+    ``low``/``high`` bound what a recipe may ask for (float and int knobs); ``choices`` lists
+    the values a choice knob accepts. ``when`` names knobs of the same group and the values
+    that make this knob active.
+    """
+
+    name: str
+    kind: KnobKind
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    log_ok: bool = True
+    when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    @staticmethod
+    def float(name: str, low: float, high: float, default: float, help: str, **kw: Any) -> KnobDecl:
+        return KnobDecl(name, "float", default, help, low=low, high=high, **kw)
+
+    @staticmethod
+    def int(name: str, low: int, high: int, default: int, help: str, **kw: Any) -> KnobDecl:
+        return KnobDecl(name, "int", default, help, low=low, high=high, **kw)
+
+    @staticmethod
+    def choice(name: str, choices: Sequence[Any], default: Any, help: str, **kw: Any) -> KnobDecl:
+        return KnobDecl(name, "choice", default, help, choices=tuple(choices), **kw)
+
+    def domain_text(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(map(str, self.choices))
+        return f"{self.kind} in [{self.low}, {self.high}]"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One knob of a concrete search: sampled from ``distribution``, or ``fixed``."""
+
+    group: str
+    name: str
+    distribution: BaseDistribution | None
+    fixed: Any = None
+    when: Condition = ()
+
+    @property
+    def full_name(self) -> str:
+        """The Optuna parameter name, ``group.knob``."""
+        return f"{self.group}.{self.name}"
+
+    @property
+    def searched(self) -> bool:
+        return self.distribution is not None
+
+    def is_active(self, values: Mapping[str, Any]) -> bool:
+        """Whether the condition holds for ``values`` (full knob name -> value so far)."""
+        return all(
+            ref in values and values[ref] in allowed for ref, allowed in self.when
+        )
+
+    def describe(self) -> str:
+        dist = self.distribution
+        if dist is None:
+            text = f"= {self.fixed!r}"
+        elif isinstance(dist, CategoricalDistribution):
+            text = "choice " + ", ".join(map(str, dist.choices))
+        elif isinstance(dist, (FloatDistribution, IntDistribution)):
+            kind = "float" if isinstance(dist, FloatDistribution) else "int"
+            text = f"{kind} [{dist.low}, {dist.high}]" + (" log" if dist.log else "")
+            if dist.step is not None and not (kind == "int" and dist.step == 1):
+                text += f" step {dist.step}"
+        else:  # pragma: no cover - we only build the three kinds above
+            text = repr(dist)
+        if self.when:
+            text += "  when " + ", ".join(
+                f"{ref} in ({', '.join(map(str, allowed))})" for ref, allowed in self.when
+            )
+        return text
+
+
+class SearchSpace:
+    """The ordered knobs of a search. A knob's condition may only name knobs before it."""
+
+    def __init__(self, knobs: Sequence[Knob]) -> None:
+        seen: set[str] = set()
+        for knob in knobs:
+            for ref, _ in knob.when:
+                if ref not in seen:
+                    raise ValueError(
+                        f"knob {knob.full_name!r}: its condition names {ref!r}, which must be "
+                        "declared before it"
+                    )
+            seen.add(knob.full_name)
+        self.knobs: tuple[Knob, ...] = tuple(knobs)
+
+    @property
+    def searched(self) -> tuple[Knob, ...]:
+        return tuple(k for k in self.knobs if k.searched)
+
+    def groups(self) -> list[str]:
+        return list(dict.fromkeys(k.group for k in self.knobs))
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, dict[str, Any]]:
+        """Sample a nested configuration through ``trial``; inactive knobs are absent."""
+        return self._resolve(lambda knob: _suggest(trial, knob.full_name, knob.distribution))
+
+    def config_from_params(self, params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Rebuild the nested configuration of a trial from its stored Optuna parameters."""
+        return self._resolve(lambda knob: params.get(knob.full_name))
+
+    def flat_params(self, config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """The Optuna parameters (searched knobs only) of a nested configuration."""
+        return {
+            k.full_name: config[k.group][k.name]
+            for k in self.searched
+            if k.name in config.get(k.group, {})
+        }
+
+    def _resolve(self, sample: Any) -> dict[str, dict[str, Any]]:
+        values: dict[str, Any] = {}
+        config: dict[str, dict[str, Any]] = {group: {} for group in self.groups()}
+        for knob in self.knobs:
+            if not knob.is_active(values):
+                continue
+            value = sample(knob) if knob.searched else knob.fixed
+            if value is None and knob.searched:
+                continue
+            values[knob.full_name] = value
+            config[knob.group][knob.name] = value
+        return config
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution | None) -> Any:
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    assert isinstance(dist, CategoricalDistribution)
+    return trial.suggest_categorical(name, dist.choices)

@@ -1,0 +1,35 @@
+"""Workloads: built-in tasks (registered by name) and the entrypoint adapter."""
+
+from __future__ import annotations
+
+import json
+
+from effsearch.registry import lookup
+from effsearch.tasks import digits_cnn as digits_cnn  # noqa: F401 - registers the task
+from effsearch.tasks.base import Task, TaskSpec
+from effsearch.tasks.entrypoint import EntrypointTask
+
+
+def task_class(spec: TaskSpec) -> type[Task] | None:
+    """The class of a built-in task, or None for an entrypoint task."""
+    if spec.builtin is None:
+        return None
+    cls: type[Task] = lookup("task", spec.builtin)
+    return cls
+
+
+_BUILT: dict[str, Task] = {}
+
+
+def build_task(spec: TaskSpec) -> Task:
+    """Build (once per process) the task a spec names: data loads once, trials reuse it."""
+    key = json.dumps([spec.builtin, spec.entrypoint, spec.options, spec.recipe_dir],
+                     sort_keys=True, default=str)
+    if key not in _BUILT:
+        if spec.entrypoint is not None:
+            _BUILT[key] = EntrypointTask(spec.entrypoint, spec.recipe_dir)
+        else:
+            cls = task_class(spec)
+            assert cls is not None
+            _BUILT[key] = cls(**dict(spec.options))
+    return _BUILT[key]

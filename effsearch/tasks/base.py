@@ -1,0 +1,95 @@
+"""The task interface: a workload that turns one configuration into a dict of metrics.
+
+Call order, in a worker process: the executor builds the task once per process from its
+:class:`TaskSpec` (``build_task``), then calls :meth:`Task.run` once per trial with the nested
+configuration and a :class:`TrialContext`. ``run`` returns plain floats keyed by metric name,
+units in the names (``latency_ms``, ``size_mb``). It may raise: the executor turns any exception
+into a FAILED trial with the reason, and the search goes on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Config = Mapping[str, Mapping[str, Any]]
+Metrics = dict[str, float]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric a task measures; ``direction`` is the natural one (for `init` and defaults)."""
+
+    name: str
+    description: str
+    direction: str = "minimize"
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How hardware cost is measured: batch size of the timed input, warm-up and timed repeats."""
+
+    batch_size: int = 32
+    warmup: int = 5
+    repeats: int = 30
+
+
+@dataclass
+class TrialContext:
+    """What a task may know about the trial it runs.
+
+    ``report(step, metrics)`` records intermediate metrics (per epoch, say); they are kept with
+    the trial. ``fidelity`` is None for a full-fidelity trial.
+    """
+
+    trial_number: int
+    seed: int
+    device: str = "cpu"
+    threads: int = 1
+    fidelity: float | None = None
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+    trial_dir: Path | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    on_report: Callable[[int, Mapping[str, float]], None] | None = None
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Record intermediate ``metrics`` at ``step`` (an epoch, a number of samples, ...)."""
+        entry = {"step": float(step), **{k: float(v) for k, v in metrics.items()}}
+        self.history.append(entry)
+        if self.on_report is not None:
+            self.on_report(step, metrics)
+
+    def note(self, text: str) -> None:
+        """Record a caveat about this trial's numbers (e.g. what a counter could not see)."""
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How to build a task: the recipe's ``task`` section plus the folder the recipe came from."""
+
+    builtin: str | None = None
+    entrypoint: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    recipe_dir: str = "."
+
+
+class Task(ABC):
+    """A workload. Built-in tasks declare the technique groups and metrics they support."""
+
+    #: technique groups (``architecture``, ``pruning``, ...) whose knobs this task applies;
+    #: None means any group and knob names (an entrypoint task defines its own).
+    families: tuple[str, ...] | None = None
+    #: metrics the task measures; None when unknown before running (entrypoint tasks).
+    metrics: tuple[MetricInfo, ...] | None = None
+    #: fixed technique settings that make the reference model (uncompressed fp32), if any.
+    baseline: Config | None = None
+
+    @abstractmethod
+    def run(self, config: Config, ctx: TrialContext) -> Metrics:
+        """Build, train, compress and measure one configuration; return its metrics."""

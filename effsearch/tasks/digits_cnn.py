@@ -1,0 +1,199 @@
+"""Built-in task ``digits-cnn``: a small CNN trained from scratch on sklearn's digits.
+
+Data: the 1,797 8x8 handwritten digits that ship with scikit-learn (no download), split once
+into a stratified 75 % training / 25 % held-out split (fixed, independent of the recipe seed,
+so every trial and every run is judged on the same 450 images).
+
+One trial: build the CNN from the architecture knobs -> train -> prune (+ optional recovery
+fine-tune) -> count params/FLOPs on the float model -> quantize -> accuracy on the held-out
+split -> latency at the recipe's measure batch size -> serialized size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from effsearch.objectives import meters
+from effsearch.registry import register
+from effsearch.spaces import architecture, pruning, quantization, training
+from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TrialContext
+
+BASE_CHANNELS = (32, 64, 128, 128)
+BASE_HIDDEN = 128
+POOLED_BLOCKS = 2  # 8x8 -> 4x4 -> 2x2; later blocks keep 2x2
+NUM_CLASSES = 10
+HELD_OUT_FRACTION = 0.25
+SPLIT_SEED = 0
+
+
+def build_model(width_mult: float, depth: int) -> nn.Sequential:
+    """The CNN: ``depth`` conv3x3+ReLU blocks (the first two pooled), then a 2-layer head.
+
+    Input: ``batch x 1 x 8 x 8`` pixel intensities in [0, 1]; output: ``batch x 10`` logits.
+    """
+    if not 1 <= depth <= len(BASE_CHANNELS):
+        raise ValueError(f"architecture.depth must be in [1, {len(BASE_CHANNELS)}], got {depth}")
+    layers: list[nn.Module] = []
+    in_channels, side = 1, 8
+    for block in range(depth):
+        out_channels = architecture.scaled(BASE_CHANNELS[block], width_mult)
+        layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
+        if block < POOLED_BLOCKS:
+            layers.append(nn.MaxPool2d(2))
+            side //= 2
+        in_channels = out_channels
+    hidden = architecture.scaled(BASE_HIDDEN, width_mult, minimum=4)
+    layers += [
+        nn.Flatten(),
+        nn.Linear(in_channels * side * side, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, NUM_CLASSES),
+    ]
+    return nn.Sequential(*layers)
+
+
+def load_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(train_x, train_y, test_x, test_y)``; images are ``n x 1 x 8 x 8`` floats in [0, 1]."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    train_x, test_x, train_y, test_y = train_test_split(
+        images,
+        digits.target,
+        test_size=HELD_OUT_FRACTION,
+        stratify=digits.target,
+        random_state=SPLIT_SEED,
+    )
+    return (
+        torch.from_numpy(train_x),
+        torch.from_numpy(train_y).long(),
+        torch.from_numpy(test_x),
+        torch.from_numpy(test_y).long(),
+    )
+
+
+@register("task", "digits-cnn")
+class DigitsCNN(Task):
+    """Small CNN on sklearn digits; knobs: architecture, training, pruning, quantization."""
+
+    families = ("architecture", "training", "pruning", "quantization")
+    metrics = (
+        MetricInfo("accuracy", "fraction of the 450 held-out digits classified right", "maximize"),
+        MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
+        MetricInfo("latency_ms", "median forward time of one measure batch"),
+        MetricInfo("latency_p90_ms", "90th percentile of the timed repeats"),
+        MetricInfo("latency_min_ms", "fastest timed repeat"),
+        MetricInfo("latency_iqr_ms", "interquartile range of the timed repeats"),
+        MetricInfo("latency_repeats", "number of timed repeats"),
+        MetricInfo("latency_batch_size", "inputs per timed forward pass"),
+        MetricInfo("torch_threads", "torch intra-op threads during training and timing"),
+        MetricInfo("params", "parameters of the deployed model"),
+        MetricInfo("nonzero_params", "parameters that are not zero"),
+        MetricInfo("size_mb", "serialized state dict of the deployed model (1 MB = 1e6 bytes)"),
+        MetricInfo("flops", "forward FLOPs per image, counted on the float model"),
+        MetricInfo("train_time_s", "training plus recovery fine-tuning time"),
+        MetricInfo("final_train_loss", "mean training loss in the last epoch"),
+    )
+    baseline = {
+        "architecture": {"width_mult": 1.0, "depth": 3},
+        "pruning": {"method": "none"},
+        "quantization": {"scheme": "none"},
+    }
+
+    def __init__(self) -> None:
+        self.train_x, self.train_y, self.test_x, self.test_y = load_split()
+
+    def run(self, config: Config, ctx: TrialContext) -> Metrics:
+        torch.manual_seed(ctx.seed)
+        arch = _with_defaults(config.get("architecture", {}), architecture.KNOBS)
+        train_cfg = _with_defaults(config.get("training", {}), training.KNOBS)
+        prune_cfg = config.get("pruning", {})
+        quant_cfg = config.get("quantization", {})
+
+        model = build_model(float(arch["width_mult"]), int(arch["depth"]))
+        started = time.perf_counter()
+        loss = self._train(model, train_cfg, int(train_cfg["epochs"]), ctx, first_step=0)
+
+        one_image = self.test_x[:1]
+        pruning.apply(model, prune_cfg, one_image)
+        finetune_epochs = int(prune_cfg.get("finetune_epochs", 0))
+        if finetune_epochs:
+            loss = self._train(
+                model, train_cfg, finetune_epochs, ctx, first_step=int(train_cfg["epochs"])
+            )
+        pruning.finalize(model)
+        train_time_s = time.perf_counter() - started
+
+        model.eval()
+        metrics: dict[str, float] = {"train_time_s": train_time_s, "final_train_loss": loss}
+        metrics |= meters.params(model)
+        metrics |= meters.flops(model, one_image)
+        metrics["accuracy_unquantized"] = self._accuracy(model, torch.float32)
+
+        quantized = quantization.apply(model, quant_cfg)
+        if quantized.note:
+            ctx.note(quantized.note)
+        ctx.note("flops are counted on the float model and ignore unstructured zeros")
+        metrics["accuracy"] = self._accuracy(quantized.model, quantized.input_dtype)
+        batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(quantized.input_dtype)
+        metrics |= meters.latency(
+            quantized.model, batch, ctx.measure.warmup, ctx.measure.repeats
+        )
+        metrics |= meters.size(quantized.model)
+        return metrics
+
+    def _train(
+        self,
+        model: nn.Module,
+        train_cfg: Mapping[str, Any],
+        epochs: int,
+        ctx: TrialContext,
+        first_step: int,
+    ) -> float:
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(train_cfg["lr"]))
+        loss_fn = nn.CrossEntropyLoss()
+        generator = torch.Generator().manual_seed(ctx.seed)
+        batch_size = int(train_cfg["batch_size"])
+        mean_loss = float("nan")
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(self.train_x), generator=generator)
+            total, seen = 0.0, 0
+            for start in range(0, len(order), batch_size):
+                index = order[start : start + batch_size]
+                optimizer.zero_grad()
+                loss = loss_fn(model(self.train_x[index]), self.train_y[index])
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(index)
+                seen += len(index)
+            mean_loss = total / seen
+            model.eval()
+            ctx.report(
+                first_step + epoch + 1,
+                {"train_loss": mean_loss, "accuracy": self._accuracy(model, torch.float32)},
+            )
+        return mean_loss
+
+    def _accuracy(self, model: nn.Module, input_dtype: torch.dtype) -> float:
+        with torch.inference_mode():
+            logits = model(self.test_x.to(input_dtype))
+        return float((logits.argmax(dim=1) == self.test_y).float().mean())
+
+
+def _with_defaults(values: Mapping[str, Any], knobs: tuple[Any, ...]) -> dict[str, Any]:
+    return {knob.name: values.get(knob.name, knob.default) for knob in knobs}
+
+
+def _measure_batch(images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The first ``batch_size`` held-out images (repeated if more are asked than exist)."""
+    repeats = -(-batch_size // len(images))
+    return images.repeat(repeats, 1, 1, 1)[:batch_size].contiguous()
