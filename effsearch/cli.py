@@ -50,7 +50,7 @@ def _user_errors(func: F) -> F:
         except EffsearchError as exc:
             console = _err_console()
             console.print(f"error: {exc}", markup=False)
-            if getattr(exc, "source", None) and func.__name__ in ("run", "validate"):
+            if getattr(exc, "source", None) and func.__name__ == "run":
                 console.print(
                     f"Nothing was run. Check a recipe without running it: "
                     f"effsearch validate {exc.source}",  # type: ignore[attr-defined]
@@ -62,23 +62,33 @@ def _user_errors(func: F) -> F:
 
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_default=False)]
-RunDirArg = Annotated[Path, typer.Argument(help="Run directory (default runs/<name>).",
-                                           show_default=False)]
+RunDirArg = Annotated[
+    Path, typer.Argument(help="Run directory (default runs/<name>).", show_default=False)
+]
 
 
 @app.command()
 @_user_errors
 def run(
     recipe_path: RecipeArg,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Where the run lives "
-                                                 "(default: runs/<recipe name>).")] = None,
-    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Override budget.trials "
-                                               "(total, including finished trials).")] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", help="Where the run lives (default: runs/<recipe name>)."),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials", min=1, help="Override budget.trials (total, including finished trials)."
+        ),
+    ] = None,
     executor: Annotated[str | None, typer.Option("--executor", help="inline | local")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Override "
-                                                "execution.workers.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the run "
-                                         "directory if there is one.")] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Override execution.workers.")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the run in the run directory if there is one."),
+    ] = False,
 ) -> None:
     """Run a search as RECIPE says."""
     from effsearch.recipe import load_recipe
@@ -92,8 +102,9 @@ def run(
 @_user_errors
 def resume(
     run_dir: RunDirArg,
-    trials: Annotated[int | None, typer.Option("--trials", min=1, help="New total trial "
-                                               "budget.")] = None,
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="New total trial budget.")
+    ] = None,
     executor: Annotated[str | None, typer.Option("--executor", help="inline | local")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
 ) -> None:
@@ -155,10 +166,16 @@ def spaces() -> None:
             for decl in FAMILIES[group]:
                 when = ""
                 if decl.when:
-                    when = "  (when " + ", ".join(
-                        f"{k} in {list(v)}" for k, v in decl.when.items()) + ")"
-                console.print(f"    {decl.name}: {decl.domain_text()}, default {decl.default!r}"
-                              f" - {decl.help}{when}", markup=False)
+                    when = (
+                        "  (when "
+                        + ", ".join(f"{k} in {list(v)}" for k, v in decl.when.items())
+                        + ")"
+                    )
+                console.print(
+                    f"    {decl.name}: {decl.domain_text()}, default {decl.default!r}"
+                    f" - {decl.help}{when}",
+                    markup=False,
+                )
         console.print("  metrics:", markup=False)
         for metric in task.metrics or ():
             console.print(f"    {metric.name}: {metric.description}", markup=False)
@@ -178,13 +195,15 @@ def init(
     if path.exists() and not force:
         raise ArgumentError(f"{path} exists; pass --force to overwrite it")
     path.write_text(STARTER_RECIPE, encoding="utf-8")
-    _out_console().print(f"wrote {path}. Next: effsearch validate {path} && effsearch run {path}",
-                         markup=False)
+    _out_console().print(
+        f"wrote {path}. Next: effsearch validate {path} && effsearch run {path}", markup=False
+    )
 
 
 # --------------------------------------------------------------------------------- helpers
-def _with_overrides(recipe: Any, trials: int | None, executor: str | None,
-                    workers: int | None) -> Any:
+def _with_overrides(
+    recipe: Any, trials: int | None, executor: str | None, workers: int | None
+) -> Any:
     from effsearch.recipe import with_overrides
 
     return with_overrides(recipe, trials=trials, executor=executor, workers=workers)
@@ -198,23 +217,31 @@ def _execute(recipe: Any, run_dir: Path, resume: bool) -> None:
 
     console = terminal_console()
     metric_names = [o.metric for o in recipe.objectives]
-    view = (LiveView(console, metric_names, recipe) if console.is_terminal
-            else LineView(console, metric_names))
+    view = (
+        LiveView(console, metric_names, recipe)
+        if console.is_terminal
+        else LineView(console, metric_names)
+    )
     directory = RunDir(run_dir)
     runner = Runner(recipe, directory, view)
-    console.print(f"{'resuming' if resume and directory.exists() else 'starting'} "
-                  f"{recipe.name!r} in {run_dir} (study: {describe(recipe.storage, run_dir)})",
-                  markup=False)
+    console.print(
+        f"{'resuming' if resume and directory.exists() else 'starting'} "
+        f"{recipe.name!r} in {run_dir} (study: {describe(recipe.storage, run_dir)})",
+        markup=False,
+    )
     result = runner.run(resume=resume)
     if result.recovered:
-        console.print(f"recovered {result.recovered} interrupted trial(s); re-ran them",
-                      markup=False)
+        console.print(
+            f"recovered {result.recovered} interrupted trial(s); re-ran them", markup=False
+        )
     console.print(result.optimizer_reason, markup=False)
     _print_summary(console, recipe, result.study, directory)
     _write_pareto(recipe, result.study, directory)
     if result.interrupted:
-        console.print(f"interrupted; every finished trial is saved. Resume with: "
-                      f"effsearch resume {run_dir}", markup=False)
+        console.print(
+            f"interrupted; every finished trial is saved. Resume with: effsearch resume {run_dir}",
+            markup=False,
+        )
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
@@ -226,8 +253,7 @@ def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> N
     parts = [f"{counts.get(state, 0)} {state.lower()}" for state in ("COMPLETE", "FAIL")]
     if counts.get("interrupted"):
         parts.append(f"{counts['interrupted']} of them interrupted (re-run)")
-    console.print(f"{recipe.name}: {len(study.trials)} trials ({', '.join(parts)})",
-                  markup=False)
+    console.print(f"{recipe.name}: {len(study.trials)} trials ({', '.join(parts)})", markup=False)
     console.print(results.pareto_table(recipe, study))
     baseline = results.baseline_line(recipe, study)
     if baseline:
@@ -236,8 +262,9 @@ def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> N
     if volume.value is not None:
         how = "inferred from the trials" if volume.inferred else "from the recipe"
         ref = ", ".join(results.format_value(v) for v in volume.reference_point or [])
-        console.print(f"hypervolume {volume.value:.4g} (reference point [{ref}], {how})",
-                      markup=False)
+        console.print(
+            f"hypervolume {volume.value:.4g} (reference point [{ref}], {how})", markup=False
+        )
     failures = results.failures_table(study)
     if failures is not None:
         console.print(failures)

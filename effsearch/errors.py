@@ -32,10 +32,10 @@ class Problem:
     line: int | None = None
 
     def render(self) -> str:
-        where = self.path or "(top level)"
-        if self.line is not None:
-            where = f"{where} (line {self.line})"
-        return f"{where}: {self.message}"
+        line = f"line {self.line}" if self.line is not None else ""
+        if not self.path:
+            return f"{line or 'the file'}: {self.message}"
+        return f"{self.path} ({line}): {self.message}" if line else f"{self.path}: {self.message}"
 
 
 class RecipeError(UserInputError):
@@ -43,10 +43,10 @@ class RecipeError(UserInputError):
 
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source
-        self.problems = problems
+        self.problems = sorted(problems, key=lambda p: p.line or 0)
         count = len(problems)
         head = f"{source} is not a valid recipe ({count} problem{'s' if count != 1 else ''})"
-        body = "\n".join(f"  • {p.render()}" for p in problems)
+        body = "\n".join(f"  • {p.render()}" for p in self.problems)
         super().__init__(f"{head}\n{body}")
 
 

@@ -46,7 +46,7 @@ class _Section(BaseModel):
 
 
 class TaskSection(_Section):
-    """``{builtin: NAME, options: {...}}`` or ``{entrypoint: "module:function", metrics: [...]}``."""
+    """``{builtin: NAME, options: {...}}`` or ``{entrypoint: "mod:func", metrics: [...]}``."""
 
     builtin: str | None = None
     entrypoint: str | None = None
@@ -170,7 +170,9 @@ class Recipe:
     def fingerprint(self) -> str:
         """Hash of everything that decides what a finished trial means (not budget/execution)."""
         kept = {k: v for k, v in self.data.items() if k not in RESUMABLE_FIELDS}
-        return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[
+            :16
+        ]
 
     def dump(self) -> str:
         """The normalized recipe as YAML; ``parse(dump(r)) == r``."""
@@ -207,14 +209,23 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        context_mark = getattr(exc, "context_mark", None)
+        if context and context_mark is not None:
+            problem = f"{context} (line {context_mark.line + 1}): {problem}"
         raise RecipeError(source, [Problem("", f"is not valid YAML: {problem}", line)]) from None
     finally:
         loader.dispose()
     if node is None:
         raise RecipeError(
             source,
-            [Problem("", "the file is empty; a recipe needs at least name, task, objectives "
-                         "and budget (start from: effsearch init)")],
+            [
+                Problem(
+                    "",
+                    "the file is empty; a recipe needs at least name, task, objectives "
+                    "and budget (start from: effsearch init)",
+                )
+            ],
         )
     lines: dict[Path_, int] = {}
     counter = [0]
@@ -226,8 +237,14 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
         if counter[0] > MAX_YAML_NODES:
             raise RecipeError(
                 source,
-                [Problem(_dotted(path), f"has more than {MAX_YAML_NODES} YAML nodes (aliases "
-                         "expanded); a recipe is a small file", current.start_mark.line + 1)],
+                [
+                    Problem(
+                        _dotted(path),
+                        f"has more than {MAX_YAML_NODES} YAML nodes (aliases "
+                        "expanded); a recipe is a small file",
+                        current.start_mark.line + 1,
+                    )
+                ],
             )
         lines[path] = current.start_mark.line + 1
         if isinstance(current, yaml.MappingNode):
@@ -240,9 +257,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
                     problems.append(Problem(_dotted(path), f"keys must be text, got {key!r}", line))
                     continue
                 if key in result:
-                    problems.append(
-                        Problem(_dotted((*path, key)), "appears twice; keep one", line)
-                    )
+                    problems.append(Problem(_dotted((*path, key)), "appears twice; keep one", line))
                     continue
                 result[key] = build(value_node, (*path, key))
                 lines[(*path, key)] = line
@@ -311,9 +326,7 @@ def load_recipe(path: str | Path) -> Recipe:
     return validate(document, lines, source, str(file.resolve().parent))
 
 
-def validate(
-    document: Any, lines: Mapping[Path_, int], source: str, recipe_dir: str
-) -> Recipe:
+def validate(document: Any, lines: Mapping[Path_, int], source: str, recipe_dir: str) -> Recipe:
     """Validate a parsed recipe document; raise one RecipeError listing every problem."""
     out = _Collector(lines)
     if not isinstance(document, dict):
@@ -378,11 +391,15 @@ def _validate_sections(document: dict[str, Any], out: _Collector) -> dict[str, A
         value = document[key]
         if isinstance(kind, type) and issubclass(kind, BaseModel) and value is None:
             value = {}
-        try:
-            sections[key] = TypeAdapter(kind).validate_python(value)
-        except ValidationError as exc:
-            for error in exc.errors():
-                out.add((key, *error["loc"]), _pydantic_message(error, kind))
+        item_kind = _list_item(kind)
+        if item_kind is not None and isinstance(value, list):
+            # Item by item, so one bad objective does not hide checks on the others.
+            items = [_validated(item, item_kind, (key, i), out) for i, item in enumerate(value)]
+            sections[key] = [item for item in items if item is not None]
+        else:
+            sections[key] = _validated(value, kind, (key,), out)
+        if sections[key] is None and value is not None:
+            sections.pop(key)
     name = sections.get("name")
     if isinstance(name, str) and not re.match(NAME_PATTERN, name):
         out.add(
@@ -392,6 +409,19 @@ def _validate_sections(document: dict[str, Any], out: _Collector) -> dict[str, A
         )
         sections.pop("name")
     return sections
+
+
+def _list_item(kind: Any) -> Any:
+    return kind.__args__[0] if getattr(kind, "__origin__", None) is list else None
+
+
+def _validated(value: Any, kind: Any, path: Path_, out: _Collector) -> Any:
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as exc:
+        for error in exc.errors():
+            out.add((*path, *error["loc"]), _pydantic_message(error, kind))
+        return None
 
 
 _REQUIRED_HINTS = {
@@ -457,8 +487,11 @@ def _validate_task(task: TaskSection | None, recipe_dir: str, out: _Collector) -
         return None
     if task.entrypoint is not None:
         if task.options:
-            out.add(("task", "options"), "applies to builtin tasks only; an entrypoint function "
-                    "takes its settings from the space or its own code")
+            out.add(
+                ("task", "options"),
+                "applies to builtin tasks only; an entrypoint function "
+                "takes its settings from the space or its own code",
+            )
         from effsearch.tasks.entrypoint import load_entrypoint
 
         try:
@@ -476,8 +509,11 @@ def _validate_task(task: TaskSection | None, recipe_dir: str, out: _Collector) -
         )
         return None
     if task.metrics is not None:
-        out.add(("task", "metrics"), "applies to entrypoint tasks only; built-in tasks declare "
-                "their metrics (see: effsearch spaces)")
+        out.add(
+            ("task", "metrics"),
+            "applies to entrypoint tasks only; built-in tasks declare "
+            "their metrics (see: effsearch spaces)",
+        )
     from effsearch.tasks import task_class
 
     cls = task_class(TaskSpec(builtin=task.builtin))
@@ -511,6 +547,7 @@ def _validate_space(
     if space is None or task is None:
         return None
     knobs: list[Knob] = []
+    problems_before = len(out.problems)
     if task.families is None:
         for group, entries in space.items():
             if not _check_group(group, entries, out):
@@ -520,8 +557,11 @@ def _validate_space(
                 if knob is not None:
                     knobs.append(knob)
         if not any(k.searched for k in knobs):
-            out.add(("space",), "searches nothing; give at least one knob a range, e.g. "
-                    "params: {x: {float: [0, 1]}}")
+            out.add(
+                ("space",),
+                "searches nothing; give at least one knob a range, e.g. "
+                "params: {x: {float: [0, 1]}}",
+            )
     else:
         for group in space:
             if group not in task.families:
@@ -547,9 +587,12 @@ def _validate_space(
                 knob = _parse_knob(group, decl.name, spec, decl, knobs, out)
                 if knob is not None:
                     knobs.append(knob)
-        if not any(k.searched for k in knobs):
-            out.add(("space",), "searches nothing; give at least one knob a range "
-                    "(see: effsearch spaces)")
+    if len(out.problems) > problems_before:
+        return None  # knobs are missing; later errors would only echo the ones reported
+    if not any(k.searched for k in knobs):
+        example = "see: effsearch spaces" if task.families else "e.g. params: {x: {float: [0, 1]}}"
+        out.add(("space",), f"searches nothing; give at least one knob a range ({example})")
+        return None
     try:
         return SearchSpace(knobs)
     except ValueError as exc:
@@ -582,24 +625,33 @@ def _parse_knob(
 
     unknown = [k for k in spec if k not in _SPEC_KEYS]
     for key in unknown:
-        out.add((*path, key), f"unknown key.{did_you_mean(key, _SPEC_KEYS)} A knob is "
-                "{float: [low, high]}, {int: [low, high]} or {choice: [a, b]}, "
-                "optionally with log, step, when")
+        out.add(
+            (*path, key),
+            f"unknown key.{did_you_mean(key, _SPEC_KEYS)} A knob is "
+            "{float: [low, high]}, {int: [low, high]} or {choice: [a, b]}, "
+            "optionally with log, step, when",
+        )
     kinds = [k for k in ("float", "int", "choice") if k in spec]
     if len(kinds) != 1:
         if not unknown:
-            out.add(path, "must have exactly one of float, int or choice "
-                    f"(got {', '.join(kinds) or 'none'}); a bare value fixes the knob")
+            out.add(
+                path,
+                "must have exactly one of float, int or choice "
+                f"(got {', '.join(kinds) or 'none'}); a bare value fixes the knob",
+            )
         return None
     kind = kinds[0]
     if "when" in spec:
         if decl is not None:
-            out.add((*path, "when"), f"built-in knobs have fixed conditions ({_condition_text(when)})")
+            out.add(
+                (*path, "when"), f"built-in knobs have fixed conditions ({_condition_text(when)})"
+            )
         else:
             when = _parse_when(group, spec["when"], earlier, (*path, "when"), out)
     if decl is not None and decl.kind != kind and not (decl.kind == "float" and kind == "int"):
         out.add((*path, kind), f"{group}.{name} is a {decl.kind} knob ({decl.domain_text()})")
         return None
+    dist: CategoricalDistribution | FloatDistribution | IntDistribution | None
     if kind == "choice":
         for key in ("log", "step"):
             if key in spec:
@@ -637,7 +689,9 @@ def _fixed_knob(
 def _outside_domain(decl: KnobDecl, value: Any) -> str:
     if decl.kind == "choice":
         if value not in decl.choices:
-            return f"must be one of {', '.join(map(str, decl.choices))}{did_you_mean(str(value), map(str, decl.choices))} (got {_show(value)})"
+            options = ", ".join(map(str, decl.choices))
+            hint = did_you_mean(str(value), map(str, decl.choices))
+            return f"must be one of {options} (got {_show(value)}).{hint}".rstrip(".")
         return ""
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not numeric or (decl.kind == "int" and not isinstance(value, int)):
@@ -659,18 +713,26 @@ def _parse_range(
     low, high = bounds
     want_int = kind == "int"
     for value in (low, high):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            want_int and not isinstance(value, int)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (want_int and not isinstance(value, int))
         ):
-            out.add(where, f"low and high must be {'integers' if want_int else 'numbers'} "
-                    f"(got {_show(bounds)})")
+            out.add(
+                where,
+                f"low and high must be {'integers' if want_int else 'numbers'} "
+                f"(got {_show(bounds)})",
+            )
             return None
         if not math.isfinite(value):
             out.add(where, f"low and high must be finite (got {_show(bounds)})")
             return None
     if not low < high:
-        out.add(where, f"low < high must hold, but got [{low:g}, {high:g}]; "
-                "to fix a knob, give a bare value instead")
+        out.add(
+            where,
+            f"low < high must hold, but got [{low:g}, {high:g}]; "
+            "to fix a knob, give a bare value instead",
+        )
         return None
     log = spec.get("log", False)
     step = spec.get("step")
@@ -684,19 +746,26 @@ def _parse_range(
     if decl is not None:
         assert decl.low is not None and decl.high is not None
         if low < decl.low or high > decl.high:
-            out.add(where, f"{path[1]}.{path[2]} must lie in [{decl.low:g}, {decl.high:g}] "
-                    f"(got [{low:g}, {high:g}])")
+            out.add(
+                where,
+                f"{path[1]}.{path[2]} must lie in [{decl.low:g}, {decl.high:g}] "
+                f"(got [{low:g}, {high:g}])",
+            )
             ok = False
         if log and not decl.log_ok:
             out.add((*path, "log"), "this knob has no log scale")
             ok = False
     if step is not None:
-        bad_type = isinstance(step, bool) or not isinstance(step, (int, float)) or (
-            want_int and not isinstance(step, int)
+        bad_type = (
+            isinstance(step, bool)
+            or not isinstance(step, (int, float))
+            or (want_int and not isinstance(step, int))
         )
         if bad_type or step <= 0:
-            out.add((*path, "step"), f"must be a positive {'integer' if want_int else 'number'} "
-                    f"(got {_show(step)})")
+            out.add(
+                (*path, "step"),
+                f"must be a positive {'integer' if want_int else 'number'} (got {_show(step)})",
+            )
             ok = False
         elif log:
             out.add((*path, "step"), "cannot be combined with log: true")
@@ -705,8 +774,9 @@ def _parse_range(
         return None
     if want_int:
         return IntDistribution(int(low), int(high), log=bool(log), step=int(step or 1))
-    return FloatDistribution(float(low), float(high), log=bool(log),
-                             step=float(step) if step is not None else None)
+    return FloatDistribution(
+        float(low), float(high), log=bool(log), step=float(step) if step is not None else None
+    )
 
 
 def _parse_choice(
@@ -726,8 +796,11 @@ def _parse_choice(
         wrong = [v for v in values if v not in decl.choices]
         if wrong:
             hint = did_you_mean(str(wrong[0]), map(str, decl.choices))
-            out.add(path, f"{_show(wrong[0])} is not a choice of {path[1]}.{path[2]}.{hint} "
-                    f"Choices: {', '.join(map(str, decl.choices))}")
+            out.add(
+                path,
+                f"{_show(wrong[0])} is not a choice of {path[1]}.{path[2]}.{hint} "
+                f"Choices: {', '.join(map(str, decl.choices))}",
+            )
             return None
     return CategoricalDistribution(values)
 
@@ -736,23 +809,30 @@ def _parse_when(
     group: str, when: Any, earlier: Sequence[Knob], path: Path_, out: _Collector
 ) -> Condition:
     if not isinstance(when, dict) or not when:
-        out.add(path, "must map a knob declared earlier to its allowed values, "
-                "e.g. when: {method: [a, b]}")
+        out.add(
+            path,
+            "must map a knob declared earlier to its allowed values, e.g. when: {method: [a, b]}",
+        )
         return ()
     known = {k.full_name: k for k in earlier}
     result = []
     for ref, allowed in when.items():
         full = ref if "." in ref else f"{group}.{ref}"
         if full not in known:
-            out.add((*path, ref), f"names no knob declared before this one.{did_you_mean(full, known)}")
+            out.add(
+                (*path, ref), f"names no knob declared before this one.{did_you_mean(full, known)}"
+            )
             continue
         values = tuple(allowed) if isinstance(allowed, list) else (allowed,)
         dist = known[full].distribution
         if isinstance(dist, CategoricalDistribution):
             wrong = [v for v in values if v not in dist.choices]
             if wrong:
-                out.add((*path, ref), f"{_show(wrong[0])} is not a choice of {full} "
-                        f"(choices: {', '.join(map(str, dist.choices))})")
+                out.add(
+                    (*path, ref),
+                    f"{_show(wrong[0])} is not a choice of {full} "
+                    f"(choices: {', '.join(map(str, dist.choices))})",
+                )
                 continue
         result.append((full, values))
     return tuple(result)
@@ -773,8 +853,11 @@ def _known_metric(metric: str, task: _TaskInfo | None, path: Path_, out: _Collec
     if task is None or task.metrics is None or metric in task.metrics:
         return
     owner = f"task {task.builtin!r}" if task.builtin else "task.metrics"
-    out.add(path, f"{owner} does not measure {metric!r}.{did_you_mean(metric, task.metrics)} "
-            f"Metrics: {', '.join(task.metrics)}")
+    out.add(
+        path,
+        f"{owner} does not measure {metric!r}.{did_you_mean(metric, task.metrics)} "
+        f"Metrics: {', '.join(task.metrics)}",
+    )
 
 
 def _validate_objectives(
@@ -783,8 +866,10 @@ def _validate_objectives(
     if objectives is None:
         return
     if not objectives:
-        out.add(("objectives",), "needs at least one objective, e.g. "
-                "[{metric: accuracy, direction: maximize}]")
+        out.add(
+            ("objectives",),
+            "needs at least one objective, e.g. [{metric: accuracy, direction: maximize}]",
+        )
     seen: set[str] = set()
     for i, objective in enumerate(objectives):
         _known_metric(objective.metric, task, ("objectives", i, "metric"), out)
@@ -834,13 +919,19 @@ def _validate_names(sections: Mapping[str, Any], out: _Collector) -> None:
     optimizer = sections.get("optimizer")
     if isinstance(optimizer, OptimizerSection) and optimizer.name not in names("optimizer"):
         known = names("optimizer")
-        out.add(("optimizer", "name"), f"unknown optimizer {optimizer.name!r}."
-                f"{did_you_mean(optimizer.name, known)} Optimizers: {', '.join(known)}")
+        out.add(
+            ("optimizer", "name"),
+            f"unknown optimizer {optimizer.name!r}."
+            f"{did_you_mean(optimizer.name, known)} Optimizers: {', '.join(known)}",
+        )
     execution = sections.get("execution")
     if isinstance(execution, ExecutionSection) and execution.executor not in names("executor"):
         known = names("executor")
-        out.add(("execution", "executor"), f"unknown executor {execution.executor!r}."
-                f"{did_you_mean(execution.executor, known)} Executors: {', '.join(known)}")
+        out.add(
+            ("execution", "executor"),
+            f"unknown executor {execution.executor!r}."
+            f"{did_you_mean(execution.executor, known)} Executors: {', '.join(known)}",
+        )
 
 
 # ----------------------------------------------------------------------------- helpers

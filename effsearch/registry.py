@@ -52,6 +52,6 @@ def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:
 
 def _load_builtins() -> None:
     # Importing these modules runs their @register decorators.
-    import effsearch.search.executors  # noqa: F401
-    import effsearch.search.optimizers  # noqa: F401
+    import effsearch.search.executors
+    import effsearch.search.optimizers
     import effsearch.tasks  # noqa: F401

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from importlib import resources
 
-STARTER_RECIPE = resources.files("effsearch").joinpath("recipes/quickstart.yaml").read_text(
-    encoding="utf-8"
+STARTER_RECIPE = (
+    resources.files("effsearch").joinpath("recipes/quickstart.yaml").read_text(encoding="utf-8")
 )

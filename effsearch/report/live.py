@@ -1,7 +1,8 @@
-"""What ``run`` shows while it works: a rich live view on a terminal, one line per event elsewhere."""
+"""What ``run`` shows while it works: a live view on a terminal, one line per event elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -12,7 +13,14 @@ from typing import IO, Any
 import optuna
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from effsearch.report.results import format_value, pareto_table
@@ -25,10 +33,9 @@ def terminal_console() -> Console:
     of the original descriptor keeps the view on the terminal meanwhile.
     """
     stream: IO[str] = sys.stdout
-    try:
+    # Not a real file (tests capture output): write to it directly.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    except (OSError, ValueError, AttributeError):
-        pass  # not a real file (tests capture output): write to it directly
     console = Console(file=stream, highlight=False)
     if not console.is_terminal:
         console.width = 160  # logs and pipes: tables must not be squeezed to 80 columns
@@ -45,8 +52,9 @@ class View(ABC):
         """A trial was handed to the executor."""
 
     @abstractmethod
-    def trial_completed(self, study: optuna.Study, number: int, values: Sequence[float]) -> None:
-        ...
+    def trial_completed(
+        self, study: optuna.Study, number: int, values: Sequence[float]
+    ) -> None: ...
 
     @abstractmethod
     def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None: ...
@@ -78,14 +86,16 @@ class LineView(View):
 
     def trial_completed(self, study: optuna.Study, number: int, values: Sequence[float]) -> None:
         self.counted += 1
-        shown = ", ".join(f"{n}={format_value(v)}" for n, v in zip(self.metric_names, values,
-                                                                    strict=True))
+        shown = ", ".join(
+            f"{n}={format_value(v)}" for n, v in zip(self.metric_names, values, strict=True)
+        )
         self.console.print(f"{self._progress()} trial {number} done: {shown}")
 
     def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None:
         self.counted += 1
-        self.console.print(f"{self._progress()} trial {number} failed: {reason} "
-                           f"({trial_dir / 'log.txt'})")
+        self.console.print(
+            f"{self._progress()} trial {number} failed: {reason} ({trial_dir / 'log.txt'})"
+        )
 
     def message(self, text: str) -> None:
         self.console.print(text)
@@ -111,7 +121,7 @@ class LiveView(LineView):
         self.last_failure = ""
         self.running: Sequence[int] = ()
         self.front: Any = Text("")
-        self.live = Live(console=console, refresh_per_second=4, transient=False)
+        self.live = Live(console=console, refresh_per_second=4, transient=True)
 
     def start(self, study: optuna.Study, total: int | None, counted: int) -> None:
         super().start(study, total, counted)
@@ -122,8 +132,9 @@ class LiveView(LineView):
         self._draw()
 
     def _draw(self) -> None:
-        status = Text(f"running: {', '.join(map(str, self.running)) or '–'}   "
-                      f"failed: {self.failures}")
+        status = Text(
+            f"running: {', '.join(map(str, self.running)) or '–'}   failed: {self.failures}"
+        )
         if self.last_failure:
             status.append(f"   last failure: {self.last_failure}", style="red")
         self.live.update(Group(self.progress, status, self.front))

@@ -11,9 +11,9 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from effsearch.recipe import Recipe
-from effsearch.spaces.knobs import Knob
 from effsearch.search import records
 from effsearch.search.pareto import hypervolume, is_feasible, pareto_front
+from effsearch.spaces.knobs import Knob
 
 
 def trial_config(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
@@ -74,21 +74,24 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def pareto_table(recipe: Recipe, study: optuna.Study, title: str = "Pareto set",
-                 limit: int | None = None) -> Table:
+def pareto_table(
+    recipe: Recipe, study: optuna.Study, title: str = "Pareto set", limit: int | None = None
+) -> Table:
     """The Pareto set, one row per trial: objectives first, then the searched knobs."""
     front = pareto_front(study)
     first = recipe.objectives[0]
     front.sort(key=lambda t: t.values[0], reverse=first.direction == "maximize")
     shown = front[:limit] if limit else front
-    table = Table(title=f"{title} ({len(front)} of {len(study.trials)} trials)",
-                  title_justify="left")
+    finished = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+    table = Table(
+        title=f"{title} ({len(front)} of {finished} finished trials)", title_justify="left"
+    )
     table.add_column("trial", justify="right")
     for objective in recipe.objectives:
         arrow = "↑" if objective.direction == "maximize" else "↓"
         table.add_column(f"{objective.metric} {arrow}", justify="right")
     knobs = list(recipe.space.searched)
-    for knob, header in zip(knobs, short_names(knobs), strict=True):
+    for _knob, header in zip(knobs, short_names(knobs), strict=True):
         table.add_column(header, justify="left")
     for trial in shown:
         config = trial_config(recipe, trial)
@@ -110,14 +113,18 @@ def short_names(knobs: Sequence[Knob]) -> list[str]:
 def baseline_line(recipe: Recipe, study: optuna.Study) -> str | None:
     """How the baseline (uncompressed) trial scored, and the best cost improvement over it."""
     base = next(
-        (t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-         if t.user_attrs.get(records.BASELINE)),
+        (
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get(records.BASELINE)
+        ),
         None,
     )
     if base is None:
         return None
-    parts = [f"{o.metric} {format_value(v)}" for o, v in zip(recipe.objectives, base.values,
-                                                            strict=True)]
+    parts = [
+        f"{o.metric} {format_value(v)}" for o, v in zip(recipe.objectives, base.values, strict=True)
+    ]
     line = f"baseline (trial {base.number}, uncompressed fp32): " + ", ".join(parts)
     front = pareto_front(study)
     gains = []
@@ -133,8 +140,11 @@ def baseline_line(recipe: Recipe, study: optuna.Study) -> str | None:
 
 
 def failures_table(study: optuna.Study, limit: int = 10) -> Table | None:
-    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-              if not t.user_attrs.get(records.INTERRUPTED)]
+    failed = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if not t.user_attrs.get(records.INTERRUPTED)
+    ]
     if not failed:
         return None
     table = Table(title=f"Failed trials ({len(failed)})", title_justify="left")
@@ -148,7 +158,9 @@ def failures_table(study: optuna.Study, limit: int = 10) -> Table | None:
 def format_value(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, int) or (math.isfinite(value) and value == int(value) and abs(value) >= 1e3):
+    if isinstance(value, int) or (
+        math.isfinite(value) and value == int(value) and abs(value) >= 1e3
+    ):
         return f"{int(value):,}"
     if value == 0:
         return "0"

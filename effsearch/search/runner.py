@@ -68,8 +68,9 @@ class _Budget:
         return not (self.wall_s is not None and self.wall_used_s() >= self.wall_s)
 
 
-def open_study(recipe: Recipe, run_dir: RunDir, sampler: optuna.samplers.BaseSampler | None = None
-               ) -> optuna.Study:
+def open_study(
+    recipe: Recipe, run_dir: RunDir, sampler: optuna.samplers.BaseSampler | None = None
+) -> optuna.Study:
     """Create or re-open the run's study in its storage."""
     storage_mod.quiet_optuna()
     storage = storage_mod.open_storage(recipe.storage, run_dir.path)
@@ -186,8 +187,9 @@ class Runner:
             return result
 
     # ------------------------------------------------------------------------- the loop
-    def _loop(self, study: optuna.Study, executor: Executor, budget: _Budget,
-              result: RunResult) -> None:
+    def _loop(
+        self, study: optuna.Study, executor: Executor, budget: _Budget, result: RunResult
+    ) -> None:
         trials = study.get_trials(deepcopy=False)
         counted = records.counted_trials(trials)
         self.view.start(study, total=budget.trials, counted=counted)
@@ -227,8 +229,9 @@ class Runner:
         executor.submit(job)
         self.view.trial_started(trial.number, config)
 
-    def _record(self, study: optuna.Study, outcome: TrialOutcome, result: RunResult,
-                interrupted: bool) -> None:
+    def _record(
+        self, study: optuna.Study, outcome: TrialOutcome, result: RunResult, interrupted: bool
+    ) -> None:
         trial = self._pending.pop(outcome.number)
         trial.set_user_attr(records.METRICS, outcome.metrics)
         trial.set_user_attr(records.DURATION, round(outcome.duration_s, 3))
@@ -243,7 +246,9 @@ class Runner:
             self.view.trial_failed(outcome.number, reason, self.run_dir.trial_dir(outcome.number))
             return
         for constraint in self.recipe.constraints:
-            trial.set_constraint(str(constraint), constraint.violation(outcome.metrics[constraint.metric]))
+            trial.set_constraint(
+                str(constraint), constraint.violation(outcome.metrics[constraint.metric])
+            )
         values = [outcome.metrics[o.metric] for o in self.recipe.objectives]
         study.tell(trial, values)
         result.completed_now += 1
@@ -259,8 +264,9 @@ class Runner:
         got = ", ".join(sorted(metrics)) or "nothing"
         return f"the task returned no {', '.join(map(repr, missing))} (it returned: {got})"
 
-    def _fail(self, study: optuna.Study, trial: optuna.Trial, reason: str,
-              interrupted: bool) -> None:
+    def _fail(
+        self, study: optuna.Study, trial: optuna.Trial, reason: str, interrupted: bool
+    ) -> None:
         trial.set_user_attr(records.FAIL_REASON, reason)
         if interrupted:
             trial.set_user_attr(records.INTERRUPTED, True)
@@ -273,16 +279,19 @@ class Runner:
         stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for frozen in stale:
             trial = optuna.Trial(study, frozen._trial_id)
-            trial.set_user_attr(records.FAIL_REASON, "interrupted: the driver stopped before the "
-                                "trial finished (re-run on resume)")
+            trial.set_user_attr(
+                records.FAIL_REASON,
+                "interrupted: the driver stopped before the trial finished (re-run on resume)",
+            )
             trial.set_user_attr(records.INTERRUPTED, True)
             self._reenqueue(study, frozen.number, frozen.params, frozen.user_attrs)
             study.tell(frozen.number, state=TrialState.FAIL)
         return len(stale)
 
     @staticmethod
-    def _reenqueue(study: optuna.Study, number: int, params: Mapping[str, Any],
-                   user_attrs: Mapping[str, Any]) -> None:
+    def _reenqueue(
+        study: optuna.Study, number: int, params: Mapping[str, Any], user_attrs: Mapping[str, Any]
+    ) -> None:
         attrs: dict[str, Any] = {records.RETRY_OF: number}
         if user_attrs.get(records.BASELINE):
             attrs[records.BASELINE] = True
@@ -321,8 +330,9 @@ class Runner:
                 signal.signal(sig, handler)
 
 
-def baseline_params(recipe: Recipe, baseline: Mapping[str, Mapping[str, Any]]
-                    ) -> dict[str, Any] | None:
+def baseline_params(
+    recipe: Recipe, baseline: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any] | None:
     """Optuna parameters of the task's uncompressed configuration inside this space.
 
     Groups the task names in ``baseline`` take those values; any other searched knob takes its
@@ -349,7 +359,9 @@ def baseline_params(recipe: Recipe, baseline: Mapping[str, Mapping[str, Any]]
         elif value != knob.fixed:
             return None
         values[knob.full_name] = value
-    return {k.full_name: values[k.full_name] for k in recipe.space.searched if k.full_name in values}
+    return {
+        k.full_name: values[k.full_name] for k in recipe.space.searched if k.full_name in values
+    }
 
 
 def _in_space(value: Any, distribution: Any) -> bool:
@@ -364,5 +376,6 @@ def _clip(value: Any, distribution: Any) -> Any:
     if low is None or high is None:
         return value
     clipped = min(max(value, low), high)
-    return int(clipped) if isinstance(distribution, optuna.distributions.IntDistribution) else clipped
-
+    return (
+        int(clipped) if isinstance(distribution, optuna.distributions.IntDistribution) else clipped
+    )

@@ -42,7 +42,7 @@ def mask_url(url: str) -> str:
 
 
 def quiet_optuna() -> None:
-    """Optuna logs every trial at INFO and flags APIs it calls experimental; we have our own view."""
+    """Silence Optuna's per-trial INFO logs and experimental-API warnings (we have a view)."""
     import warnings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

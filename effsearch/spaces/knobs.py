@@ -87,9 +87,7 @@ class Knob:
 
     def is_active(self, values: Mapping[str, Any]) -> bool:
         """Whether the condition holds for ``values`` (full knob name -> value so far)."""
-        return all(
-            ref in values and values[ref] in allowed for ref, allowed in self.when
-        )
+        return all(ref in values and values[ref] in allowed for ref, allowed in self.when)
 
     def describe(self) -> str:
         dist = self.distribution

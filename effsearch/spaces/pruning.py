@@ -60,7 +60,9 @@ def apply(model: nn.Module, config: Mapping[str, Any], example_input: torch.Tens
         return model
     if method == "channel":
         return _prune_channels(model, sparsity, example_input)
-    raise ValueError(f"pruning.method must be one of none, {', '.join(PRUNING_METHODS)}; got {method!r}")
+    raise ValueError(
+        f"pruning.method must be one of none, {', '.join(PRUNING_METHODS)}; got {method!r}"
+    )
 
 
 def finalize(model: nn.Module) -> nn.Module:

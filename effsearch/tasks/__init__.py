@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from effsearch.registry import lookup
-from effsearch.tasks import digits_cnn as digits_cnn  # noqa: F401 - registers the task
+from effsearch.tasks import digits_cnn as digits_cnn
 from effsearch.tasks.base import Task, TaskSpec
 from effsearch.tasks.entrypoint import EntrypointTask
 
@@ -23,8 +23,9 @@ _BUILT: dict[str, Task] = {}
 
 def build_task(spec: TaskSpec) -> Task:
     """Build (once per process) the task a spec names: data loads once, trials reuse it."""
-    key = json.dumps([spec.builtin, spec.entrypoint, spec.options, spec.recipe_dir],
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        [spec.builtin, spec.entrypoint, spec.options, spec.recipe_dir], sort_keys=True, default=str
+    )
     if key not in _BUILT:
         if spec.entrypoint is not None:
             _BUILT[key] = EntrypointTask(spec.entrypoint, spec.recipe_dir)

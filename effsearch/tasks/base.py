@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 Config = Mapping[str, Mapping[str, Any]]
 Metrics = dict[str, float]
@@ -84,11 +84,11 @@ class Task(ABC):
 
     #: technique groups (``architecture``, ``pruning``, ...) whose knobs this task applies;
     #: None means any group and knob names (an entrypoint task defines its own).
-    families: tuple[str, ...] | None = None
+    families: ClassVar[tuple[str, ...] | None] = None
     #: metrics the task measures; None when unknown before running (entrypoint tasks).
-    metrics: tuple[MetricInfo, ...] | None = None
+    metrics: ClassVar[tuple[MetricInfo, ...] | None] = None
     #: fixed technique settings that make the reference model (uncompressed fp32), if any.
-    baseline: Config | None = None
+    baseline: ClassVar[Config | None] = None
 
     @abstractmethod
     def run(self, config: Config, ctx: TrialContext) -> Metrics:

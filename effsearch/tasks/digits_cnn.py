@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -102,7 +102,7 @@ class DigitsCNN(Task):
         MetricInfo("train_time_s", "training plus recovery fine-tuning time"),
         MetricInfo("final_train_loss", "mean training loss in the last epoch"),
     )
-    baseline = {
+    baseline: ClassVar[Config] = {
         "architecture": {"width_mult": 1.0, "depth": 3},
         "pruning": {"method": "none"},
         "quantization": {"scheme": "none"},
@@ -144,9 +144,7 @@ class DigitsCNN(Task):
         ctx.note("flops are counted on the float model and ignore unstructured zeros")
         metrics["accuracy"] = self._accuracy(quantized.model, quantized.input_dtype)
         batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(quantized.input_dtype)
-        metrics |= meters.latency(
-            quantized.model, batch, ctx.measure.warmup, ctx.measure.repeats
-        )
+        metrics |= meters.latency(quantized.model, batch, ctx.measure.warmup, ctx.measure.repeats)
         metrics |= meters.size(quantized.model)
         return metrics
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from effsearch.registry import lookup
-from effsearch.search.executors import inline as inline  # noqa: F401 - registers
-from effsearch.search.executors import local as local  # noqa: F401 - registers
+from effsearch.search.executors import inline as inline
+from effsearch.search.executors import local as local
 from effsearch.search.executors.base import Executor, TrialJob, TrialOutcome
 
 

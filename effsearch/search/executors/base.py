@@ -96,7 +96,7 @@ def run_job(job: TrialJob) -> TrialOutcome:
         task = build_task(job.task)
         raw = task.run(job.config, ctx)
         metrics = check_metrics(raw)
-    except Exception as exc:  # noqa: BLE001 - a trial may fail in any way; it is recorded
+    except Exception as exc:
         traceback.print_exc()
         return TrialOutcome(
             number=job.number,
@@ -121,7 +121,9 @@ def check_metrics(raw: object) -> dict[str, float]:
     from effsearch.errors import TaskError
 
     if not isinstance(raw, Mapping):
-        raise TaskError(f"the task must return a dict of metrics, but returned {type(raw).__name__}")
+        raise TaskError(
+            f"the task must return a dict of metrics, but returned {type(raw).__name__}"
+        )
     metrics: dict[str, float] = {}
     for name, value in raw.items():
         if not isinstance(name, str):

@@ -8,6 +8,7 @@ worker is replaced and the search goes on.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -134,10 +135,8 @@ class LocalExecutor(Executor):
     def close(self) -> None:
         for worker in self._workers:
             if worker.process.is_alive():
-                try:
+                with contextlib.suppress(OSError):
                     worker.conn.send(None)
-                except OSError:
-                    pass
         for worker in self._workers:
             worker.process.join(timeout=2)
             if worker.process.is_alive():

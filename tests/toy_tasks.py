@@ -1,0 +1,111 @@
+"""Fast, deterministic entrypoint functions for executor, runner and CLI tests.
+
+A recipe names them as ``task: {entrypoint: "toy_tasks:zdt1"}``; the ``write_recipe`` fixture
+copies this file next to the recipe, where effsearch imports entrypoints from. Parameters live in
+the group ``params``: ``x0, x1, x2`` in [0, 1], plus fixed knobs some functions read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+Config = dict[str, dict[str, Any]]
+
+
+def zdt1_values(x: list[float]) -> dict[str, float]:
+    """ZDT1 (both minimized) and its ``g`` term, for ``x`` in [0, 1]^n."""
+    f1 = x[0]
+    g = 1.0 + 9.0 * sum(x[1:]) / (len(x) - 1)
+    return {"f1": f1, "f2": g * (1.0 - math.sqrt(f1 / g)), "g": g}
+
+
+def _xs(config: Config) -> list[float]:
+    params = config["params"]
+    return [float(params[f"x{i}"]) for i in range(3)]
+
+
+def zdt1(config: Config) -> dict[str, float]:
+    return zdt1_values(_xs(config))
+
+
+def raises(config: Config) -> dict[str, float]:
+    raise ValueError(f"toy failure at x0={config['params']['x0']}")
+
+
+def fails_above_half(config: Config) -> dict[str, float]:
+    """Fails for x0 > 0.5, so a search sees both outcomes."""
+    if config["params"]["x0"] > 0.5:
+        raise RuntimeError("x0 above one half")
+    return zdt1(config)
+
+
+def returns_nan(config: Config) -> dict[str, float]:
+    return {**zdt1(config), "f2": float("nan")}
+
+
+def returns_text(config: Config) -> dict[str, Any]:
+    return {**zdt1(config), "f2": "fast"}
+
+
+def returns_bool(config: Config) -> dict[str, Any]:
+    return {**zdt1(config), "f2": True}
+
+
+def returns_list(config: Config) -> Any:
+    return list(zdt1(config).values())
+
+
+def missing_f2(config: Config) -> dict[str, float]:
+    values = zdt1(config)
+    del values["f2"]
+    return values
+
+
+def sleeps(config: Config) -> dict[str, float]:
+    """Sleeps ``params.sleep_s`` seconds, then scores like zdt1."""
+    time.sleep(float(config["params"]["sleep_s"]))
+    return zdt1(config)
+
+
+def dies(config: Config) -> dict[str, float]:
+    """Ends its own process: ``params.how`` is ``sigkill`` or ``exit`` (status 3)."""
+    sys.stdout.flush()
+    if config["params"]["how"] == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(3)
+
+
+def calls_sys_exit(config: Config) -> dict[str, float]:
+    """What a function that parses ``sys.argv`` with argparse does on a bad argument."""
+    sys.exit(2)
+
+
+def chatty(config: Config) -> dict[str, float]:
+    """Prints 2,000 lines to stdout and one to stderr."""
+    for i in range(2000):
+        print(f"chatty line {i} of trial with x0={config['params']['x0']}")
+    print("chatty stderr line", file=sys.stderr)
+    return zdt1(config)
+
+
+def with_context(config: Config, ctx: Any) -> dict[str, float]:
+    """Reports two intermediate steps through the TrialContext."""
+    ctx.report(1, {"partial": 0.5})
+    ctx.report(2, {"partial": 0.25})
+    return {**zdt1(config), "trial_number": float(ctx.trial_number)}
+
+
+def interrupts_once(config: Config, ctx: Any) -> dict[str, float]:
+    """Sends SIGINT to its own process in trial ``params.interrupt_at`` (a Ctrl-C, inline)."""
+    if ctx.trial_number == config["params"]["interrupt_at"]:
+        marker = Path(config["params"]["marker"])
+        if not marker.exists():
+            marker.write_text("interrupted")
+            os.kill(os.getpid(), signal.SIGINT)
+    return zdt1(config)
