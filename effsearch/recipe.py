@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -36,6 +36,7 @@ from effsearch.spaces.knobs import (
 from effsearch.tasks.base import MeasureSettings, TaskSpec
 
 MAX_YAML_NODES = 100_000
+_ABSENT = object()
 MAX_RECIPE_BYTES = 1_000_000
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -88,7 +89,7 @@ class MeasureSection(_Section):
 _SECTIONS: dict[str, tuple[Any, bool]] = {
     # name: (type, required)
     "name": (str, True),
-    "seed": (int, False),
+    "seed": (Annotated[int, Field(ge=0, le=2**32 - 1)], False),
     "task": (TaskSection, True),
     "space": (dict[str, Any], False),
     "objectives": (list[ObjectiveSection], True),
@@ -176,7 +177,7 @@ class Recipe:
 
     def dump(self) -> str:
         """The normalized recipe as YAML; ``parse(dump(r)) == r``."""
-        return yaml.safe_dump(dict(self.data), sort_keys=False, allow_unicode=True)
+        return yaml.dump(dict(self.data), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 # ----------------------------------------------------------------------------- YAML with lines
@@ -184,18 +185,22 @@ class _Loader(yaml.SafeLoader):
     """Safe YAML, plus YAML 1.2 floats such as ``1e-4`` (PyYAML reads them as strings)."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+_FLOAT_12 = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
         |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
         |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
         |[-+]?\.(?:inf|Inf|INF)
         |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
+    re.X,
 )
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes text that :class:`_Loader` would read as a number (``'1e5'``)."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
 
 Path_ = tuple[str | int, ...]
 
@@ -556,12 +561,6 @@ def _validate_space(
                 knob = _parse_knob(group, name, spec, None, knobs, out)
                 if knob is not None:
                     knobs.append(knob)
-        if not any(k.searched for k in knobs):
-            out.add(
-                ("space",),
-                "searches nothing; give at least one knob a range, e.g. "
-                "params: {x: {float: [0, 1]}}",
-            )
     else:
         for group in space:
             if group not in task.families:
@@ -789,9 +788,15 @@ def _parse_choice(
         if value is not None and not isinstance(value, (str, int, float, bool)):
             out.add(path, f"choices must be numbers, text, true/false or null; got {_kind(value)}")
             return None
-    if len({json.dumps(v) for v in values}) != len(values):
-        out.add(path, f"lists a value twice (got {_show(values)})")
-        return None
+    for i, value in enumerate(values):
+        # Optuna keeps one of two choices that compare equal (1 == 1.0 == true).
+        twin = next((v for v in values[:i] if v == value), _ABSENT)
+        if twin is not _ABSENT:
+            same = f"{twin!r} and {value!r} compare equal" if twin is not value else repr(value)
+            out.add(
+                path, f"lists a value twice ({same}); choices must differ (got {_show(values)})"
+            )
+            return None
     if decl is not None:
         wrong = [v for v in values if v not in decl.choices]
         if wrong:

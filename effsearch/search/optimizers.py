@@ -111,7 +111,9 @@ def _nsga3(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
 
 @register("optimizer", "gp")
 def _gp(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.GPSampler(seed=request.seed, **request.options)
+    # Conditional knobs are sampled independently by design; one warning per trial is noise.
+    options = {"warn_independent_sampling": False, **request.options}
+    return optuna.samplers.GPSampler(seed=request.seed, **options)
 
 
 def _population(request: OptimizerRequest) -> int:

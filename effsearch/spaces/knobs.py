@@ -25,6 +25,7 @@ from optuna.distributions import (
 )
 
 KnobKind = Literal["float", "int", "choice"]
+_NOT_SAMPLED = object()
 Condition = tuple[tuple[str, tuple[Any, ...]], ...]
 """``((full knob name, allowed values), ...)``: all must hold for a knob to be active."""
 
@@ -137,7 +138,7 @@ class SearchSpace:
 
     def config_from_params(self, params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Rebuild the nested configuration of a trial from its stored Optuna parameters."""
-        return self._resolve(lambda knob: params.get(knob.full_name))
+        return self._resolve(lambda knob: params.get(knob.full_name, _NOT_SAMPLED))
 
     def flat_params(self, config: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """The Optuna parameters (searched knobs only) of a nested configuration."""
@@ -154,7 +155,7 @@ class SearchSpace:
             if not knob.is_active(values):
                 continue
             value = sample(knob) if knob.searched else knob.fixed
-            if value is None and knob.searched:
+            if value is _NOT_SAMPLED:
                 continue
             values[knob.full_name] = value
             config[knob.group][knob.name] = value

@@ -1,0 +1,231 @@
+"""Conformance suite for optimizers: every registered name passes the same tests.
+
+A new optimizer registers itself with ``@register("optimizer", name)`` and is picked up here
+without a new line: valid configs on a conditional mixed space, constraints respected, failed
+trials handled, seeded reproducibility.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from effsearch.errors import UserInputError
+from effsearch.registry import names
+from effsearch.search.optimizers import OptimizerRequest, make_sampler
+from effsearch.spaces.knobs import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    Knob,
+    SearchSpace,
+)
+
+OPTIMIZERS = names("optimizer")
+# GPSampler costs ~0.1-1 s per trial after its random start; keep its runs short.
+TRIALS = {"gp": 15}
+DEFAULT_TRIALS = 25
+DIRECTIONS = ["minimize", "maximize"]
+FAIL_EVERY = 5  # trials 4, 9, 14, ... fail
+X_LIMIT = 0.7  # constraint: x <= 0.7
+
+SPACE = SearchSpace(
+    [
+        Knob("params", "x", FloatDistribution(0.0, 1.0)),
+        Knob("params", "n", IntDistribution(1, 8)),
+        Knob("params", "lr", FloatDistribution(1e-4, 1e-1, log=True)),
+        Knob("params", "method", CategoricalDistribution(("none", "magnitude", "channel"))),
+        Knob(
+            "params",
+            "sparsity",
+            FloatDistribution(0.1, 0.9),
+            when=(("params.method", ("magnitude", "channel")),),
+        ),
+        Knob("params", "epochs", None, fixed=3),
+    ]
+)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_optuna():
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    yield
+    optuna.logging.set_verbosity(level)
+
+
+def objectives(config: dict[str, dict[str, Any]]) -> list[float]:
+    p = config["params"]
+    cost = p["x"] + p["n"] / 8 + p.get("sparsity", 0.0) + (0.2 if p["method"] == "none" else 0.0)
+    quality = 1.0 - abs(p["x"] - 0.5) + math.log10(p["lr"]) / 8 + p.get("sparsity", 0.0) / 4
+    return [cost, quality]
+
+
+@dataclass
+class Run:
+    configs: list[dict[str, dict[str, Any]]]
+    study: optuna.Study
+
+
+def drive(
+    name: str,
+    seed: int = 0,
+    trials: int | None = None,
+    fails: Callable[[int], bool] = lambda i: i % FAIL_EVERY == FAIL_EVERY - 1,
+) -> Run:
+    """Ask-and-tell ``trials`` trials; failing ones are told FAIL, the rest get a constraint."""
+    trials = trials or TRIALS.get(name, DEFAULT_TRIALS)
+    request = OptimizerRequest(
+        seed=seed, n_objectives=len(DIRECTIONS), space=SPACE, workers=1, trials=trials
+    )
+    study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(name, request).sampler)
+    configs = []
+    for i in range(trials):
+        trial = study.ask()
+        config = SPACE.suggest(trial)
+        configs.append(config)
+        if fails(i):
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        trial.set_constraint("x_limit", config["params"]["x"] - X_LIMIT)
+        study.tell(trial, objectives(config))
+    return Run(configs, study)
+
+
+@functools.cache
+def reference_run(name: str) -> Run:
+    return drive(name)
+
+
+def assert_valid(config: dict[str, dict[str, Any]], params: dict[str, Any]) -> None:
+    p = config["params"]
+    assert 0.0 <= p["x"] <= 1.0
+    assert isinstance(p["n"], int) and 1 <= p["n"] <= 8
+    assert 1e-4 <= p["lr"] <= 1e-1
+    assert p["method"] in ("none", "magnitude", "channel")
+    active = p["method"] != "none"
+    assert ("sparsity" in p) == active, config
+    if active:
+        assert 0.1 <= p["sparsity"] <= 0.9
+    assert p["epochs"] == 3
+    assert set(params) == {f"params.{k}" for k in p if k != "epochs"}
+
+
+# ----------------------------------------------------------------------------- conformance
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_sampled_config_is_valid(name):
+    run = reference_run(name)
+
+    assert len(run.study.trials) == len(run.configs)
+    for trial, config in zip(run.study.trials, run.configs, strict=True):
+        assert_valid(config, trial.params)
+    methods = {c["params"]["method"] for c in run.configs}
+    assert "none" in methods and methods - {"none"}, "both branches of the condition are drawn"
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_best_trials_hold_only_feasible_trials(name):
+    run = reference_run(name)
+    complete = run.study.get_trials(states=[TrialState.COMPLETE])
+    infeasible = [t for t in complete if t.params["params.x"] > X_LIMIT]
+    best = run.study.best_trials
+
+    assert infeasible, "the run must contain infeasible trials for this test to mean anything"
+    assert best
+    for trial in best:
+        assert trial.state == TrialState.COMPLETE
+        assert trial.constraints == {"x_limit": trial.params["params.x"] - X_LIMIT}
+        assert trial.params["params.x"] <= X_LIMIT
+    assert not {t.number for t in best} & {t.number for t in infeasible}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_failed_trials_do_not_break_later_suggestions(name):
+    run = reference_run(name)
+    states = [t.state for t in run.study.trials]
+
+    assert states == [
+        TrialState.FAIL if i % FAIL_EVERY == FAIL_EVERY - 1 else TrialState.COMPLETE
+        for i in range(len(states))
+    ]
+    after_failure = [t for t in run.study.trials if t.number % FAIL_EVERY == 0 and t.number]
+    assert after_failure
+    for trial in after_failure:
+        assert_valid(run.configs[trial.number], trial.params)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_suggestions_continue_when_every_early_trial_failed(name):
+    run = drive(name, trials=10, fails=lambda i: i < 6)
+
+    assert [t.state for t in run.study.trials].count(TrialState.FAIL) == 6
+    for trial, config in zip(run.study.trials, run.configs, strict=True):
+        assert_valid(config, trial.params)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_same_seed_gives_the_same_configs(name):
+    assert drive(name, seed=0).configs == reference_run(name).configs
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_different_seeds_give_different_configs(name):
+    assert drive(name, seed=1).configs != reference_run(name).configs
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_unknown_sampler_options_are_a_user_error(name):
+    request = OptimizerRequest(
+        seed=0, n_objectives=2, space=SPACE, workers=1, trials=10, options={"no_such_option": 1}
+    )
+    with pytest.raises(UserInputError) as info:
+        make_sampler(name, request)
+
+    assert "optimizer.options do not fit optimizer" in str(info.value)
+    assert "no_such_option" in str(info.value)
+
+
+@pytest.mark.parametrize("name", [n for n in OPTIMIZERS if n != "auto"])
+def test_named_optimizer_says_it_was_named(name):
+    choice = make_sampler(name, OptimizerRequest(0, 2, SPACE, 1, 10))
+
+    assert (choice.name, choice.reason) == (name, "named in the recipe")
+    assert isinstance(choice.sampler, optuna.samplers.BaseSampler)
+
+
+# ----------------------------------------------------------------------------- auto
+UNCONDITIONAL = SearchSpace([k for k in SPACE.knobs if not k.when])
+
+
+@pytest.mark.parametrize(
+    ("n_objectives", "space", "workers", "chosen", "why"),
+    [
+        (2, SPACE, 1, "tpe", "the space has conditional knobs"),
+        (2, UNCONDITIONAL, 4, "tpe", "4 parallel workers"),
+        (2, UNCONDITIONAL, 1, "tpe", "small sequential budget"),
+        (4, SPACE, 1, "nsga3", "4 objectives"),
+    ],
+)
+def test_auto_names_its_choice_and_why(n_objectives, space, workers, chosen, why):
+    choice = make_sampler("auto", OptimizerRequest(0, n_objectives, space, workers, 40))
+
+    assert choice.name == chosen
+    assert choice.reason.startswith(f"auto chose {chosen}: ")
+    assert why in choice.reason
+    assert chosen in OPTIMIZERS
+
+
+def test_unknown_optimizer_lists_the_known_ones():
+    with pytest.raises(KeyError) as info:
+        make_sampler("nsgaa2", OptimizerRequest(0, 2, SPACE, 1, 10))
+
+    message = info.value.args[0]
+    assert "unknown optimizer 'nsgaa2'. Did you mean 'nsga2'?" in message
+    assert f"Known: {', '.join(OPTIMIZERS)}" in message
