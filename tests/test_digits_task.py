@@ -1,0 +1,121 @@
+"""The digits-cnn task: each technique does what it claims, on a real (tiny, fast) training run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from effsearch.objectives import meters
+from effsearch.spaces import pruning, quantization
+from effsearch.tasks.base import MeasureSettings, TrialContext
+from effsearch.tasks.digits_cnn import DigitsCNN, build_model
+
+FAST_TRAINING = {"lr": 3e-3, "epochs": 2, "batch_size": 128}
+
+
+@pytest.fixture(scope="module")
+def task() -> DigitsCNN:
+    torch.set_num_threads(1)
+    return DigitsCNN()
+
+
+def run(task: DigitsCNN, **groups: Any) -> tuple[dict[str, float], TrialContext]:
+    config = {
+        "architecture": {"width_mult": 0.5, "depth": 2},
+        "training": FAST_TRAINING,
+        "pruning": {"method": "none"},
+        "quantization": {"scheme": "none"},
+        **groups,
+    }
+    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(8, 1, 3))
+    return task.run(config, ctx), ctx
+
+
+def test_a_trial_reports_every_declared_metric(task):
+    metrics, ctx = run(task)
+    declared = {m.name for m in DigitsCNN.metrics or ()}
+    assert set(metrics) == declared
+    assert 0.5 < metrics["accuracy"] <= 1.0  # two epochs already learn the digits
+    assert metrics["latency_ms"] > 0 and metrics["latency_repeats"] == 3
+    assert metrics["torch_threads"] == 1
+    assert [entry["step"] for entry in ctx.history] == [1.0, 2.0]  # one report per epoch
+
+
+def test_same_seed_trains_the_same_model(task):
+    first, _ = run(task)
+    second, _ = run(task)
+    assert first["accuracy"] == second["accuracy"]
+    assert first["final_train_loss"] == second["final_train_loss"]
+
+
+def test_channel_pruning_physically_shrinks_the_model(task):
+    dense, _ = run(task)
+    pruned, _ = run(task, pruning={"method": "channel", "sparsity": 0.5, "finetune_epochs": 0})
+    assert pruned["params"] < 0.5 * dense["params"]
+    assert pruned["size_mb"] < 0.5 * dense["size_mb"]
+    assert pruned["flops"] < 0.5 * dense["flops"]
+
+
+def test_magnitude_pruning_zeroes_weights_but_keeps_dense_size(task):
+    dense, _ = run(task)
+    pruned, _ = run(task, pruning={"method": "magnitude", "sparsity": 0.6, "finetune_epochs": 1})
+    assert pruned["params"] == dense["params"]
+    assert pruned["nonzero_params"] < 0.5 * dense["params"]
+    assert pruned["size_mb"] == pytest.approx(dense["size_mb"], rel=0.01)
+
+
+def test_magnitude_pruning_stays_sparse_through_recovery_finetuning():
+    model = build_model(0.5, 2)
+    example = torch.zeros(1, 1, 8, 8)
+    pruning.apply(model, {"method": "magnitude", "sparsity": 0.5}, example)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.randn(16, 1, 8, 8)).sum().backward()
+        optimizer.step()
+    pruning.finalize(model)
+    conv = model[0]
+    zero_fraction = float((conv.weight == 0).float().mean())
+    assert zero_fraction == pytest.approx(0.5, abs=0.02)
+    assert not hasattr(conv, "weight_orig")  # plain parameters again: saves and loads as usual
+
+
+@pytest.mark.parametrize(
+    ("scheme", "max_size_ratio"),
+    [("bf16", 0.55), ("int8_dynamic", 0.9)],
+)
+def test_quantization_shrinks_the_model_and_keeps_accuracy(task, scheme, max_size_ratio):
+    dense, _ = run(task)
+    quantized, ctx = run(task, quantization={"scheme": scheme})
+    assert quantized["size_mb"] < max_size_ratio * dense["size_mb"]
+    assert quantized["accuracy"] == pytest.approx(dense["accuracy"], abs=0.03)
+    assert quantized["accuracy_unquantized"] == dense["accuracy"]
+    if scheme == "int8_dynamic":
+        assert any("Linear layers only" in note for note in ctx.notes)
+
+
+def test_int8_dynamic_stores_linear_weights_as_int8():
+    model = build_model(0.5, 1).eval()
+    quantized = quantization.apply(model, {"scheme": "int8_dynamic"})
+    head = quantized.model[-1]
+    assert head.weight().dtype == torch.qint8
+
+
+def test_flops_count_the_float_model_per_image():
+    model = build_model(1.0, 1).eval()
+    per_image = meters.flops(model, torch.zeros(1, 1, 8, 8))["flops"]
+    per_image_batched = meters.flops(model, torch.zeros(4, 1, 8, 8))["flops"]
+    assert per_image == per_image_batched
+    # conv 1->32 3x3 on 8x8, then linear 512->128 and 128->10: 2 FLOPs per multiply-add
+    expected = 2 * (32 * 9 * 64 + 512 * 128 + 128 * 10)
+    assert per_image == expected
+
+
+def test_latency_reports_spread_of_the_repeats():
+    model = build_model(0.25, 1).eval()
+    result = meters.latency(model, torch.zeros(4, 1, 8, 8), warmup=1, repeats=7)
+    assert result["latency_min_ms"] <= result["latency_ms"] <= result["latency_p90_ms"]
+    assert result["latency_iqr_ms"] >= 0
+    assert result["latency_batch_size"] == 4
