@@ -230,10 +230,6 @@ def _execute(recipe: Any, run_dir: Path, resume: bool) -> None:
         markup=False,
     )
     result = runner.run(resume=resume)
-    if result.recovered:
-        console.print(
-            f"recovered {result.recovered} interrupted trial(s); re-ran them", markup=False
-        )
     console.print(result.optimizer_reason, markup=False)
     _print_summary(console, recipe, result.study, directory)
     _write_pareto(recipe, result.study, directory)
@@ -243,6 +239,9 @@ def _execute(recipe: Any, run_dir: Path, resume: bool) -> None:
             markup=False,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+    if not any(t.state.name == "COMPLETE" for t in result.study.get_trials(deepcopy=False)):
+        console.print("no trial completed; the failed trials above say why", markup=False)
+        raise typer.Exit(1)
 
 
 def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> None:

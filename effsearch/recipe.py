@@ -331,15 +331,25 @@ def load_recipe(path: str | Path) -> Recipe:
     return validate(document, lines, source, str(file.resolve().parent))
 
 
-def validate(document: Any, lines: Mapping[Path_, int], source: str, recipe_dir: str) -> Recipe:
-    """Validate a parsed recipe document; raise one RecipeError listing every problem."""
+def validate(
+    document: Any,
+    lines: Mapping[Path_, int],
+    source: str,
+    recipe_dir: str,
+    import_entrypoint: bool = True,
+) -> Recipe:
+    """Validate a parsed recipe document; raise one RecipeError listing every problem.
+
+    ``import_entrypoint=False`` skips importing an entrypoint module: reading a finished run
+    must neither need nor run the user's code.
+    """
     out = _Collector(lines)
     if not isinstance(document, dict):
         out.add((), f"must be a mapping of sections (name, task, ...), got {_kind(document)}")
         raise RecipeError(source, out.problems)
 
     sections = _validate_sections(document, out)
-    task_info = _validate_task(sections.get("task"), recipe_dir, out)
+    task_info = _validate_task(sections.get("task"), recipe_dir, import_entrypoint, out)
     space = _validate_space(sections.get("space"), task_info, out)
     _validate_objectives(sections.get("objectives"), task_info, out)
     constraints = _validate_constraints(sections.get("constraints"), task_info, out)
@@ -480,7 +490,9 @@ class _TaskInfo:
     baseline: Mapping[str, Mapping[str, Any]] | None
 
 
-def _validate_task(task: TaskSection | None, recipe_dir: str, out: _Collector) -> _TaskInfo | None:
+def _validate_task(
+    task: TaskSection | None, recipe_dir: str, import_entrypoint: bool, out: _Collector
+) -> _TaskInfo | None:
     if task is None:
         return None
     if (task.builtin is None) == (task.entrypoint is None):
@@ -500,7 +512,8 @@ def _validate_task(task: TaskSection | None, recipe_dir: str, out: _Collector) -
         from effsearch.tasks.entrypoint import load_entrypoint
 
         try:
-            load_entrypoint(task.entrypoint, recipe_dir)
+            if import_entrypoint:
+                load_entrypoint(task.entrypoint, recipe_dir)
         except TaskError as exc:
             out.add(("task", "entrypoint"), str(exc))
         metrics = tuple(task.metrics) if task.metrics is not None else None

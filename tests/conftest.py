@@ -36,19 +36,30 @@ def toy_recipe_document(entrypoint: str = "zdt1", fixed: dict[str, Any] | None =
     return document
 
 
+def write_toy_recipe(folder: Path, filename: str = "recipe.yaml", **kwargs: Any) -> Path:
+    """Write ``toy_recipe_document(**kwargs)`` to ``folder/filename`` next to ``toy_tasks.py``.
+
+    Entrypoints are imported from the recipe's folder, in worker processes and subprocesses too.
+    """
+    shutil.copy(TESTS_DIR / "toy_tasks.py", folder / "toy_tasks.py")
+    path = folder / filename
+    path.write_text(yaml.safe_dump(toy_recipe_document(**kwargs), sort_keys=False),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_recipe_writer() -> Callable[..., Path]:
+    """``write_toy_recipe(folder, filename=..., **kwargs)``, for fixtures wider than a test."""
+    return write_toy_recipe
+
+
 @pytest.fixture
 def write_recipe(tmp_path: Path) -> Callable[..., Path]:
-    """``write_recipe(filename="recipe.yaml", entrypoint=..., fixed=..., **sections) -> path``.
-
-    The recipe lands in ``tmp_path`` next to a copy of ``toy_tasks.py`` (entrypoints are
-    imported from the recipe's folder, in worker processes and subprocesses too).
-    """
+    """``write_recipe(filename="recipe.yaml", entrypoint=..., fixed=..., **sections) -> path``,
+    a toy recipe in ``tmp_path``."""
 
     def write(filename: str = "recipe.yaml", **kwargs: Any) -> Path:
-        shutil.copy(TESTS_DIR / "toy_tasks.py", tmp_path / "toy_tasks.py")
-        path = tmp_path / filename
-        path.write_text(yaml.safe_dump(toy_recipe_document(**kwargs), sort_keys=False),
-                        encoding="utf-8")
-        return path
+        return write_toy_recipe(tmp_path, filename, **kwargs)
 
     return write

@@ -6,8 +6,11 @@ Local-only tests cover what only a separate process can survive (a killed worker
 
 from __future__ import annotations
 
+import io
+import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -53,18 +56,46 @@ def run_all(executor: Executor, jobs: Sequence[TrialJob]) -> list[TrialOutcome]:
     return outcomes + executor.poll(0.0)
 
 
+@contextmanager
+def real_stdio() -> Iterator[None]:
+    """sys.stdout/stderr on file descriptors 1 and 2, as in a real process (not pytest's)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def run_one(executor: Executor, one: TrialJob) -> TrialOutcome:
     (outcome,) = run_all(executor, [one])
     assert outcome.number == one.number
     return outcome
 
 
-@pytest.fixture(scope="module", params=EXECUTORS)
-def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
-    """One executor per name for the whole module (local workers start once, ~2 s)."""
-    executor = make_executor(request.param, workers=2, trial_timeout_s=60.0, threads=1)
-    yield executor
-    executor.close()
+@pytest.fixture(scope="module")
+def pools() -> Iterator[dict[str, Executor]]:
+    """One executor per name for the whole module: local workers start once (~3 s each)."""
+    started: dict[str, Executor] = {}
+    yield started
+    for executor in started.values():
+        executor.close()
+
+
+def pool(pools: dict[str, Executor], name: str) -> Executor:
+    if name not in pools:
+        pools[name] = make_executor(name, workers=2, trial_timeout_s=60.0, threads=1)
+    return pools[name]
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request: pytest.FixtureRequest, pools: dict[str, Executor]) -> Executor:
+    return pool(pools, request.param)
+
+
+@pytest.fixture
+def local(pools: dict[str, Executor]) -> Executor:
+    return pool(pools, "local")
 
 
 # ----------------------------------------------------------------------------- every executor
@@ -113,10 +144,6 @@ def test_an_unusable_result_fails_with_a_reason_naming_it(
     assert expected in outcome.reason
 
 
-@pytest.mark.xfail(
-    reason="BUG: check_metrics singles out bool, then float(True) accepts it as 1.0",
-    strict=True,
-)
 def test_a_bool_metric_fails_with_a_reason_naming_it(executor: Executor,
                                                      tmp_path: Path) -> None:
     outcome = run_one(executor, job(tmp_path, "returns_bool"))
@@ -136,7 +163,8 @@ def test_a_failed_trial_does_not_stop_the_next_one(executor: Executor, tmp_path:
 def test_trial_stdout_and_stderr_go_to_its_log(executor: Executor, tmp_path: Path) -> None:
     one = job(tmp_path, "chatty", x0=0.125)
 
-    outcome = run_one(executor, one)
+    with real_stdio():
+        outcome = run_one(executor, one)
 
     assert outcome.ok, outcome.reason
     log = (Path(one.trial_dir) / "log.txt").read_text()
@@ -149,11 +177,24 @@ def test_the_log_of_a_raising_trial_holds_its_traceback(executor: Executor,
                                                         tmp_path: Path) -> None:
     one = job(tmp_path, "raises", x0=0.5)
 
-    run_one(executor, one)
+    with real_stdio():
+        run_one(executor, one)
 
     log = (Path(one.trial_dir) / "log.txt").read_text()
     assert "Traceback" in log
     assert "ValueError: toy failure at x0=0.5" in log
+
+
+def test_inline_trial_output_goes_to_its_log_when_sys_stdout_is_not_fd_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    executor = make_executor("inline", workers=1, trial_timeout_s=60.0, threads=1)
+    one = job(tmp_path, "chatty", x0=0.5)
+
+    run_one(executor, one)
+
+    assert "chatty line 0" in (Path(one.trial_dir) / "log.txt").read_text()
 
 
 def test_reports_through_the_context_come_back_as_history(executor: Executor,
@@ -167,13 +208,8 @@ def test_reports_through_the_context_come_back_as_history(executor: Executor,
     assert outcome.metrics["trial_number"] == one.number
 
 
-@pytest.mark.xfail(
-    reason="BUG: inline run_job catches Exception only; a trial's SystemExit escapes submit() "
-    "and ends the driver",
-    strict=True,
-)
 def test_a_trial_calling_sys_exit_fails_without_stopping_the_driver(
-    executor: Executor, tmp_path: Path
+    executor: Executor, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     try:
         outcome = run_one(executor, job(tmp_path, "calls_sys_exit"))
@@ -196,6 +232,59 @@ def test_cancel_all_returns_each_job_in_flight_exactly_once(executor: Executor,
     assert run_one(executor, job(tmp_path)).ok  # still usable afterwards
 
 
-# Mark the inline instances of the sys.exit test as the bug; local survives it already.
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:  # pragma: no cover
-    pass
+
+
+# ----------------------------------------------------------------------------- local only
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [("sigkill", "worker process died: killed by SIGKILL"),
+     ("exit", "worker process died: exited with code 3")],
+)
+def test_a_trial_that_kills_its_worker_fails_and_the_next_job_runs(
+    local: Executor, tmp_path: Path, how: str, expected: str
+) -> None:
+    dying, after = job(tmp_path, "dies", how=how), job(tmp_path)
+
+    outcomes = {o.number: o for o in run_all(local, [dying, after])}
+
+    assert not outcomes[dying.number].ok
+    assert expected in outcomes[dying.number].reason
+    assert outcomes[after.number].ok, outcomes[after.number].reason
+    assert run_one(local, job(tmp_path)).ok
+
+
+def test_two_workers_run_two_trials_at_once(local: Executor, tmp_path: Path) -> None:
+    run_all(local, [job(tmp_path), job(tmp_path)])  # both workers up and warm
+
+    started = time.monotonic()
+    outcomes = run_all(local, [job(tmp_path, "sleeps", sleep_s=1.0) for _ in range(2)])
+    elapsed = time.monotonic() - started
+
+    assert [o.ok for o in outcomes] == [True, True]
+    assert elapsed < 1.8
+
+
+def test_a_trial_past_the_timeout_is_killed_and_the_pool_keeps_working(tmp_path: Path) -> None:
+    executor = make_executor("local", workers=1, trial_timeout_s=1.0, threads=1)
+    try:
+        assert run_one(executor, job(tmp_path)).ok
+        started = time.monotonic()
+
+        outcome = run_one(executor, job(tmp_path, "sleeps", sleep_s=60))
+
+        assert not outcome.ok
+        assert "timed out after 1 s (execution.trial_timeout_s)" in outcome.reason
+        assert time.monotonic() - started < 10
+        assert run_one(executor, job(tmp_path)).ok
+    finally:
+        executor.close()
+
+
+def test_worker_start_up_does_not_count_against_the_trial_timeout(tmp_path: Path) -> None:
+    executor = make_executor("local", workers=1, trial_timeout_s=1.0, threads=1)
+    try:
+        outcome = run_one(executor, job(tmp_path, "sleeps", sleep_s=0.1))
+    finally:
+        executor.close()
+
+    assert outcome.ok, outcome.reason

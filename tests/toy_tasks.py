@@ -81,6 +81,13 @@ def dies(config: Config) -> dict[str, float]:
     os._exit(3)
 
 
+def dies_above_half(config: Config) -> dict[str, float]:
+    """Like ``dies`` for x0 > 0.5, else zdt1."""
+    if config["params"]["x0"] > 0.5:
+        dies(config)
+    return zdt1(config)
+
+
 def calls_sys_exit(config: Config) -> dict[str, float]:
     """What a function that parses ``sys.argv`` with argparse does on a bad argument."""
     sys.exit(2)

@@ -20,7 +20,9 @@ def trial_config(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
     """The nested configuration of a trial (including fixed knobs)."""
     config = trial.user_attrs.get(records.CONFIG)
     if config is None:
-        config = recipe.space.config_from_params(trial.params)
+        # A queued (WAITING) trial has no params yet; Optuna keeps the ones it will run with.
+        params = trial.params or trial.system_attrs.get("fixed_params", {})
+        config = recipe.space.config_from_params(params)
     return dict(config)
 
 

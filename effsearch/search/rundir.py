@@ -60,8 +60,11 @@ class RunDir:
         data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
         return data
 
-    def frozen_recipe(self) -> Recipe:
-        """The recipe the run was started with (entrypoints resolve from its original folder)."""
+    def frozen_recipe(self, import_entrypoint: bool = True) -> Recipe:
+        """The recipe the run was started with (entrypoints resolve from its original folder).
+
+        Reading results passes ``import_entrypoint=False``: it needs only the run directory.
+        """
         if not self.exists():
             raise ResumeError(
                 f"{self.path} is not an effsearch run directory (no {RECIPE_NAME}); "
@@ -71,7 +74,7 @@ class RunDir:
         source = str(self.recipe_path)
         document, lines = parse_yaml(text, source)
         recipe_dir = self.meta().get("recipe_dir", str(self.path))
-        return validate(document, lines, source, recipe_dir)
+        return validate(document, lines, source, recipe_dir, import_entrypoint=import_entrypoint)
 
     @contextmanager
     def driver_lock(self) -> Iterator[None]:

@@ -68,17 +68,43 @@ class _Budget:
         return not (self.wall_s is not None and self.wall_used_s() >= self.wall_s)
 
 
-def open_study(
-    recipe: Recipe, run_dir: RunDir, sampler: optuna.samplers.BaseSampler | None = None
-) -> optuna.Study:
-    """Create or re-open the run's study in its storage."""
+def resumed_line(name: str, study: optuna.Study) -> str:
+    """``resumed 'x': 37 complete, 2 interrupted (re-running), 1 failed``."""
+    trials = study.get_trials(deepcopy=False)
+    complete = sum(1 for t in trials if t.state == TrialState.COMPLETE)
+    requeued = sum(
+        1 for t in trials if t.state == TrialState.WAITING and records.RETRY_OF in t.user_attrs
+    )
+    failed = sum(
+        1
+        for t in trials
+        if t.state == TrialState.FAIL and not t.user_attrs.get(records.INTERRUPTED)
+    )
+    return (
+        f"resumed {name!r}: {complete} complete, {requeued} interrupted (re-running), "
+        f"{failed} failed"
+    )
+
+
+def session_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler seed for a (re)started search.
+
+    A fresh run uses the recipe's seed. A resumed one must not replay the random stream that
+    proposed the trials it already has, so the seed moves on with the number of trials.
+    """
+    if trials_so_far == 0:
+        return seed
+    return (seed * 1_000_003 + trials_so_far) % 2**32
+
+
+def open_study(recipe: Recipe, run_dir: RunDir) -> optuna.Study:
+    """Create or re-open the run's study in its storage (the runner sets its sampler)."""
     storage_mod.quiet_optuna()
     storage = storage_mod.open_storage(recipe.storage, run_dir.path)
     study = optuna.create_study(
         storage=storage,
         study_name=recipe.name,
         directions=[o.direction for o in recipe.objectives],
-        sampler=sampler,
         load_if_exists=True,
     )
     fingerprint = study.user_attrs.get(records.STUDY_FINGERPRINT)
@@ -96,7 +122,7 @@ def open_study(
 
 def load_study(run_dir: RunDir) -> tuple[Recipe, optuna.Study]:
     """Re-open a finished or running run for reading (show, export)."""
-    recipe = run_dir.frozen_recipe()
+    recipe = run_dir.frozen_recipe(import_entrypoint=False)
     storage_mod.quiet_optuna()
     storage = storage_mod.open_storage(recipe.storage, run_dir.path)
     try:
@@ -143,9 +169,10 @@ class Runner:
             )
         with self.run_dir.driver_lock():
             if resume and self.run_dir.exists():
-                check_resumable(self.run_dir.frozen_recipe(), recipe)
+                check_resumable(self.run_dir.frozen_recipe(import_entrypoint=False), recipe)
+            study = open_study(recipe, self.run_dir)
             request = OptimizerRequest(
-                seed=recipe.seed,
+                seed=session_seed(recipe.seed, len(study.trials)),
                 n_objectives=len(recipe.objectives),
                 space=recipe.space,
                 workers=recipe.execution.workers if recipe.execution.executor != "inline" else 1,
@@ -153,14 +180,17 @@ class Runner:
                 options=recipe.optimizer.options,
             )
             choice = make_sampler(recipe.optimizer.name, request)
-            study = open_study(recipe, self.run_dir, choice.sampler)
+            study.sampler = choice.sampler
             self.run_dir.freeze(recipe)
             study.set_user_attr(
                 records.STUDY_OPTIMIZER, {"name": choice.name, "reason": choice.reason}
             )
             result = RunResult(study=study, optimizer_reason=choice.reason)
+            had_trials = bool(study.trials)
             result.recovered = self._recover(study)
-            if not study.trials:
+            if had_trials:
+                self.view.message(resumed_line(recipe.name, study))
+            else:
                 self._enqueue_baseline(study)
             budget = _Budget(
                 trials=recipe.budget.trials,

@@ -10,6 +10,7 @@ an outcome with ``ok=False`` and a reason, never an exception in the driver.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -96,7 +97,7 @@ def run_job(job: TrialJob) -> TrialOutcome:
         task = build_task(job.task)
         raw = task.run(job.config, ctx)
         metrics = check_metrics(raw)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a trial may fail in any way; it is recorded
         traceback.print_exc()
         return TrialOutcome(
             number=job.number,
@@ -117,25 +118,39 @@ def run_job(job: TrialJob) -> TrialOutcome:
 
 
 def check_metrics(raw: object) -> dict[str, float]:
-    """The task's result as finite floats, or a TaskError naming what is wrong."""
+    """The task's result as finite floats, or a TaskError naming what is wrong.
+
+    Numbers are Python/NumPy reals or one-element tensors; bools and numeric text are refused
+    (they are almost always a bug in the task, not a measurement).
+    """
     from effsearch.errors import TaskError
 
     if not isinstance(raw, Mapping):
-        raise TaskError(
-            f"the task must return a dict of metrics, but returned {type(raw).__name__}"
-        )
+        raise TaskError(f"the task must return a dict of metrics, got {type(raw).__name__}")
     metrics: dict[str, float] = {}
     for name, value in raw.items():
         if not isinstance(name, str):
             raise TaskError(f"metric names must be strings, got {name!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                value = float(value)  # numpy and torch scalars
-            except (TypeError, ValueError):
-                raise TaskError(
-                    f"metric {name!r} must be a number, got {type(value).__name__} {value!r}"
-                ) from None
-        if not math.isfinite(value):
-            raise TaskError(f"metric {name!r} is {value} (must be finite)")
-        metrics[name] = float(value)
+        number = _as_number(value)
+        if number is None:
+            shown = repr(value)[:60]
+            raise TaskError(f"metric {name!r} must be a number, got {type(value).__name__} {shown}")
+        if not math.isfinite(number):
+            raise TaskError(f"metric {name!r} is {number} (must be finite)")
+        metrics[name] = number
     return metrics
+
+
+def _as_number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    item = getattr(value, "item", None)  # numpy and torch scalars / one-element tensors
+    if callable(item) and getattr(value, "dtype", None) is not None:
+        try:
+            inner = item()
+        except (TypeError, ValueError, RuntimeError):
+            return None
+        return _as_number(inner)
+    return None

@@ -24,6 +24,7 @@ from effsearch.search.executors.base import Executor, TrialJob, TrialOutcome, ru
 from effsearch.search.executors.logs import trial_log
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+STARTUP_LIMIT_S = 300.0  # a worker that cannot even start a trial in this time is stuck
 
 
 def _worker_main(conn: Connection, threads: int) -> None:
@@ -32,16 +33,18 @@ def _worker_main(conn: Connection, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    while True:
-        try:
+    try:
+        while True:
             job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        with trial_log(job.trial_dir):
-            outcome = run_job(job)
-        conn.send(outcome)
+            if job is None:
+                return
+            # The trial's clock starts now, not while this process was still importing.
+            conn.send(("started", job.number))
+            with trial_log(job.trial_dir):
+                outcome = run_job(job)
+            conn.send(("done", outcome))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the driver is gone; nobody is left to tell
 
 
 @dataclass
@@ -49,7 +52,13 @@ class _Worker:
     process: BaseProcess
     conn: Connection
     job: TrialJob | None = None
-    started: float = 0.0
+    submitted: float = 0.0
+    started: float | None = None
+
+    def deadline(self, timeout_s: float) -> float:
+        if self.started is None:
+            return self.submitted + STARTUP_LIMIT_S
+        return self.started + timeout_s
 
 
 @register("executor", "local")
@@ -93,7 +102,8 @@ class LocalExecutor(Executor):
             worker = next(w for w in self._workers if w.job is None)
         worker.conn.send(job)
         worker.job = job
-        worker.started = time.monotonic()
+        worker.submitted = time.monotonic()
+        worker.started = None
 
     def running(self) -> list[int]:
         return [w.job.number for w in self._workers if w.job is not None]
@@ -102,32 +112,44 @@ class LocalExecutor(Executor):
         busy = [w for w in self._workers if w.job is not None]
         if not busy:
             return []
-        deadline = min(w.started + self.timeout_s for w in busy)
+        deadline = min(w.deadline(self.timeout_s) for w in busy)
         wait_s = max(0.0, min(timeout_s, deadline - time.monotonic()))
         handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
         ready = set(wait(handles, timeout=wait_s))
         outcomes: list[TrialOutcome] = []
         for worker in busy:
-            assert worker.job is not None
-            if worker.conn in ready:
-                try:
-                    outcome: TrialOutcome = worker.conn.recv()
-                except (EOFError, OSError):
+            outcome = self._read(worker) if worker.conn in ready else None
+            if outcome is None and worker.job is not None:
+                if worker.process.sentinel in ready and not worker.conn.poll():
                     outcome = self._died(worker)
+                elif time.monotonic() > worker.deadline(self.timeout_s):
+                    outcome = self._stop(worker, self._late_reason(worker))
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    def _read(self, worker: _Worker) -> TrialOutcome | None:
+        """Drain the worker's messages; its outcome if the trial finished."""
+        try:
+            while worker.conn.poll():
+                kind, payload = worker.conn.recv()
+                if kind == "started":
+                    worker.started = time.monotonic()
                 else:
                     worker.job = None
-                outcomes.append(outcome)
-            elif worker.process.sentinel in ready:
-                outcomes.append(self._died(worker))
-            elif time.monotonic() - worker.started > self.timeout_s:
-                outcomes.append(
-                    self._stop(
-                        worker,
-                        f"timed out after {self.timeout_s:g} s (execution.trial_timeout_s); "
-                        "the worker was killed",
-                    )
-                )
-        return outcomes
+                    outcome: TrialOutcome = payload
+                    return outcome
+        except (EOFError, OSError):
+            return self._died(worker)
+        return None
+
+    def _late_reason(self, worker: _Worker) -> str:
+        if worker.started is None:
+            return f"the worker did not start the trial within {STARTUP_LIMIT_S:g} s; it was killed"
+        return (
+            f"timed out after {self.timeout_s:g} s (execution.trial_timeout_s); "
+            "the worker was killed"
+        )
 
     def cancel_all(self, reason: str) -> list[TrialOutcome]:
         return [self._stop(w, reason, respawn=False) for w in self._workers if w.job is not None]
@@ -162,7 +184,7 @@ class LocalExecutor(Executor):
             number=worker.job.number,
             ok=False,
             reason=reason,
-            duration_s=time.monotonic() - worker.started,
+            duration_s=time.monotonic() - (worker.started or worker.submitted),
         )
         worker.job = None
         if worker.process.is_alive():

@@ -1,4 +1,4 @@
-"""Per-trial log files: a trial's stdout and stderr (file descriptors 1 and 2) go to its log."""
+"""Per-trial log files: a trial's stdout and stderr go to ``trial_dir/log.txt``."""
 
 from __future__ import annotations
 
@@ -13,20 +13,23 @@ LOG_NAME = "log.txt"
 
 @contextlib.contextmanager
 def trial_log(trial_dir: str) -> Iterator[Path]:
-    """Redirect fds 1 and 2 (so C extensions and subprocesses too) to ``trial_dir/log.txt``."""
+    """Send output to the trial's log: file descriptors 1 and 2 (C extensions, subprocesses)
+    and ``sys.stdout``/``sys.stderr`` (which need not be fds 1 and 2: notebooks, test runners).
+    """
     path = Path(trial_dir) / LOG_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     saved = (os.dup(1), os.dup(2))
-    with open(path, "ab") as log:
+    with open(path, "a", buffering=1, encoding="utf-8", errors="replace") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            yield path
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield path
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            log.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
