@@ -155,15 +155,14 @@ def validate(recipe_path: RecipeArg) -> None:
 def spaces() -> None:
     """List built-in tasks, their knob groups, knobs and metrics."""
     from effsearch.registry import lookup, names
-    from effsearch.spaces import FAMILIES
 
     console = _out_console()
     for name in names("task"):
         task = lookup("task", name)
         console.print(f"task {name}: {(task.__doc__ or '').strip().splitlines()[0]}", markup=False)
-        for group in task.families or ():
+        for group, decls in (task.families or {}).items():
             console.print(f"  {group}:", markup=False)
-            for decl in FAMILIES[group]:
+            for decl in decls:
                 when = ""
                 if decl.when:
                     when = (

@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from effsearch.errors import Problem, RecipeError, TaskError
 from effsearch.registry import did_you_mean, names
-from effsearch.spaces import FAMILIES
 from effsearch.spaces.knobs import (
     CategoricalDistribution,
     Condition,
@@ -485,7 +484,7 @@ def _model_at(kind: Any, loc: Sequence[Any]) -> type[BaseModel] | None:
 @dataclass
 class _TaskInfo:
     builtin: str | None
-    families: tuple[str, ...] | None
+    families: Mapping[str, tuple[KnobDecl, ...]] | None
     metrics: tuple[str, ...] | None
     baseline: Mapping[str, Mapping[str, Any]] | None
 
@@ -586,7 +585,7 @@ def _validate_space(
             entries = space.get(group, {})
             if not _check_group(group, entries, out):
                 continue
-            declared = {d.name: d for d in FAMILIES[group]}
+            declared = {d.name: d for d in task.families[group]}
             for name in entries:
                 if name not in declared:
                     out.add(
@@ -594,7 +593,7 @@ def _validate_space(
                         f"unknown knob.{did_you_mean(name, declared)} Knobs of {group}: "
                         f"{', '.join(declared)} (see: effsearch spaces)",
                     )
-            for decl in FAMILIES[group]:
+            for decl in task.families[group]:
                 spec = entries.get(decl.name, decl.default)
                 knob = _parse_knob(group, decl.name, spec, decl, knobs, out)
                 if knob is not None:

@@ -10,7 +10,6 @@ import pytest
 
 from effsearch.recipe import load_recipe
 from effsearch.registry import lookup
-from effsearch.spaces import FAMILIES
 from effsearch.spaces.knobs import (
     CategoricalDistribution,
     FloatDistribution,
@@ -217,9 +216,9 @@ def test_builtin_recipe_fills_every_knob_of_every_family_with_its_default(tmp_pa
     families = lookup("task", "digits-cnn").families
     by_name = {k.full_name: k for k in space.knobs}
 
-    assert list(by_name) == [f"{g}.{d.name}" for g in families for d in FAMILIES[g]]
-    for group in families:
-        for decl in FAMILIES[group]:
+    assert list(by_name) == [f"{g}.{d.name}" for g, decls in families.items() for d in decls]
+    for group, decls in families.items():
+        for decl in decls:
             knob = by_name[f"{group}.{decl.name}"]
             assert knob.when == tuple((f"{group}.{r}", v) for r, v in decl.when.items())
             if group != "quantization":

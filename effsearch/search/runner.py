@@ -32,6 +32,7 @@ from effsearch.search import storage as storage_mod
 from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.search.rundir import RunDir
+from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks import task_class
 
 if TYPE_CHECKING:
@@ -331,7 +332,7 @@ class Runner:
         cls = task_class(self.recipe.task_spec)
         if not self.recipe.baseline or cls is None or cls.baseline is None:
             return
-        params = baseline_params(self.recipe, cls.baseline)
+        params = baseline_params(self.recipe, cls.baseline, cls.families or {})
         if params is None:
             self.view.message(
                 "no baseline trial: the uncompressed configuration lies outside the space"
@@ -361,15 +362,15 @@ class Runner:
 
 
 def baseline_params(
-    recipe: Recipe, baseline: Mapping[str, Mapping[str, Any]]
+    recipe: Recipe,
+    baseline: Mapping[str, Mapping[str, Any]],
+    families: Mapping[str, tuple[KnobDecl, ...]],
 ) -> dict[str, Any] | None:
     """Optuna parameters of the task's uncompressed configuration inside this space.
 
     Groups the task names in ``baseline`` take those values; any other searched knob takes its
     declared default, clipped into the recipe's range. None if a baseline value is not in range.
     """
-    from effsearch.spaces import FAMILIES
-
     values: dict[str, Any] = {}
     for knob in recipe.space.knobs:
         if not knob.is_active(values):
@@ -377,7 +378,7 @@ def baseline_params(
         if knob.group in baseline and knob.name in baseline[knob.group]:
             value = baseline[knob.group][knob.name]
         elif knob.searched:
-            decl = {d.name: d for d in FAMILIES.get(knob.group, ())}.get(knob.name)
+            decl = {d.name: d for d in families.get(knob.group, ())}.get(knob.name)
             if decl is None:
                 return None
             value = _clip(decl.default, knob.distribution)

@@ -13,7 +13,7 @@ Three layers:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import optuna
@@ -60,6 +60,14 @@ class KnobDecl:
     @staticmethod
     def choice(name: str, choices: Sequence[Any], default: Any, help: str, **kw: Any) -> KnobDecl:
         return KnobDecl(name, "choice", default, help, choices=tuple(choices), **kw)
+
+    def restrict(self, *choices: Any) -> KnobDecl:
+        """This choice knob offering only ``choices`` (a task that supports fewer methods)."""
+        unknown = [c for c in choices if c not in self.choices]
+        if self.kind != "choice" or unknown:
+            raise ValueError(f"knob {self.name!r}: cannot restrict to {unknown or choices}")
+        default = self.default if self.default in choices else choices[0]
+        return replace(self, choices=tuple(choices), default=default)
 
     def domain_text(self) -> str:
         if self.kind == "choice":

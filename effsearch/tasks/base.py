@@ -13,7 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from effsearch.spaces.knobs import KnobDecl
 
 Config = Mapping[str, Mapping[str, Any]]
 Metrics = dict[str, float]
@@ -82,9 +85,9 @@ class TaskSpec:
 class Task(ABC):
     """A workload. Built-in tasks declare the technique groups and metrics they support."""
 
-    #: technique groups (``architecture``, ``pruning``, ...) whose knobs this task applies;
-    #: None means any group and knob names (an entrypoint task defines its own).
-    families: ClassVar[tuple[str, ...] | None] = None
+    #: technique group (``architecture``, ``pruning``, ...) -> the knobs of it this task applies,
+    #: in sampling order; None means any group and knob names (an entrypoint task's own).
+    families: ClassVar[Mapping[str, tuple[KnobDecl, ...]] | None] = None
     #: metrics the task measures; None when unknown before running (entrypoint tasks).
     metrics: ClassVar[tuple[MetricInfo, ...] | None] = None
     #: fixed technique settings that make the reference model (uncompressed fp32), if any.

@@ -22,6 +22,7 @@ from torch import nn
 from effsearch.objectives import meters
 from effsearch.registry import register
 from effsearch.spaces import architecture, pruning, quantization, training
+from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TrialContext
 
 BASE_CHANNELS = (32, 64, 128, 128)
@@ -84,7 +85,16 @@ def load_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
 class DigitsCNN(Task):
     """Small CNN on sklearn digits; knobs: architecture, training, pruning, quantization."""
 
-    families = ("architecture", "training", "pruning", "quantization")
+    families: ClassVar[Mapping[str, tuple[KnobDecl, ...]]] = {
+        "architecture": (architecture.WIDTH_MULT, architecture.DEPTH),
+        "training": training.KNOBS,
+        "pruning": (
+            pruning.METHOD.restrict("none", "magnitude", "channel"),
+            pruning.SPARSITY,
+            pruning.FINETUNE_EPOCHS,
+        ),
+        "quantization": (quantization.SCHEME,),
+    }
     metrics = (
         MetricInfo("accuracy", "fraction of the 450 held-out digits classified right", "maximize"),
         MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
