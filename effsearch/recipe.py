@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -72,6 +72,7 @@ class ExecutionSection(_Section):
     workers: int = Field(2, ge=1, le=1024)
     trial_timeout_s: float = Field(600.0, gt=0)
     threads_per_trial: int = Field(1, ge=1, le=1024)
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
 
 
 class BudgetSection(_Section):
@@ -348,8 +349,10 @@ def validate(
         raise RecipeError(source, out.problems)
 
     sections = _validate_sections(document, out)
-    task_info = _validate_task(sections.get("task"), recipe_dir, import_entrypoint, out)
-    space = _validate_space(sections.get("space"), task_info, out)
+    execution = sections.get("execution")
+    device = execution.device if isinstance(execution, ExecutionSection) else "cpu"
+    task_info = _validate_task(sections.get("task"), recipe_dir, import_entrypoint, device, out)
+    space = _validate_space(sections.get("space"), task_info, device, out)
     _validate_objectives(sections.get("objectives"), task_info, out)
     constraints = _validate_constraints(sections.get("constraints"), task_info, out)
     _validate_names(sections, out)
@@ -487,10 +490,16 @@ class _TaskInfo:
     families: Mapping[str, tuple[KnobDecl, ...]] | None
     metrics: tuple[str, ...] | None
     baseline: Mapping[str, Mapping[str, Any]] | None
+    #: metrics the task measures on other devices only: name -> those devices
+    elsewhere: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _validate_task(
-    task: TaskSection | None, recipe_dir: str, import_entrypoint: bool, out: _Collector
+    task: TaskSection | None,
+    recipe_dir: str,
+    import_entrypoint: bool,
+    device: str,
+    out: _Collector,
 ) -> _TaskInfo | None:
     if task is None:
         return None
@@ -546,11 +555,14 @@ def _validate_task(
             f"task {task.builtin!r} accepts options {accepted or 'none'}; got "
             f"{sorted(task.options)}",
         )
+    kind = device.split(":")[0]
+    infos = cls.metrics or ()
     return _TaskInfo(
         task.builtin,
         cls.families,
-        tuple(m.name for m in cls.metrics) if cls.metrics is not None else None,
+        tuple(m.name for m in infos if kind in m.devices),
         cls.baseline,
+        {m.name: m.devices for m in infos if kind not in m.devices},
     )
 
 
@@ -559,7 +571,7 @@ _SPEC_KEYS = ("float", "int", "choice", "log", "step", "when")
 
 
 def _validate_space(
-    space: Mapping[str, Any] | None, task: _TaskInfo | None, out: _Collector
+    space: Mapping[str, Any] | None, task: _TaskInfo | None, device: str, out: _Collector
 ) -> SearchSpace | None:
     if space is None or task is None:
         return None
@@ -596,7 +608,7 @@ def _validate_space(
             for decl in task.families[group]:
                 spec = entries.get(decl.name, decl.default)
                 knob = _parse_knob(group, decl.name, spec, decl, knobs, out)
-                if knob is not None:
+                if knob is not None and _runs_on(knob, decl, device, out):
                     knobs.append(knob)
     if len(out.problems) > problems_before:
         return None  # knobs are missing; later errors would only echo the ones reported
@@ -609,6 +621,23 @@ def _validate_space(
     except ValueError as exc:
         out.add(("space",), str(exc))
         return None
+
+
+def _runs_on(knob: Knob, decl: KnobDecl, device: str, out: _Collector) -> bool:
+    """Refuse choices the recipe's device cannot run (before the search, not mid-way)."""
+    dist = knob.distribution
+    values = dist.choices if isinstance(dist, CategoricalDistribution) else (knob.fixed,)
+    wrong = [v for v in values if not decl.runs_on(v, device)]
+    if not wrong:
+        return True
+    where = ", ".join(decl.devices[wrong[0]])
+    path: Path_ = ("space", knob.group, knob.name)
+    out.add(
+        (*path, "choice") if dist is not None else path,
+        f"{wrong[0]!r} runs on {where} only, and this recipe runs on {device} "
+        "(execution.device); remove it or change the device",
+    )
+    return False
 
 
 def _check_group(group: str, entries: Any, out: _Collector) -> bool:
@@ -868,6 +897,14 @@ def _condition_text(when: Condition) -> str:
 # ----------------------------------------------------------------------------- cross-references
 def _known_metric(metric: str, task: _TaskInfo | None, path: Path_, out: _Collector) -> None:
     if task is None or task.metrics is None or metric in task.metrics:
+        return
+    if metric in task.elsewhere:
+        where = ", ".join(task.elsewhere[metric])
+        out.add(
+            path,
+            f"{metric!r} is measured on {where} only, and this recipe runs on another "
+            "device (execution.device)",
+        )
         return
     owner = f"task {task.builtin!r}" if task.builtin else "task.metrics"
     out.add(

@@ -271,15 +271,23 @@ SINGLE_PROBLEMS = [
         edited("{choice: [none, bf16, int8_dynamic]}", "{choice: [none, int4]}"),
         "space.quantization.scheme.choice",
         12,
-        "'int4' is not a choice of quantization.scheme. Choices: none, bf16, int8_dynamic",
+        "'int4' is not a choice of quantization.scheme. Choices: none, bf16, fp16, int8_dynamic,",
         id="choice-not-allowed",
     ),
     pytest.param(
         edited("{choice: [none, bf16, int8_dynamic]}", "int4"),
         "space.quantization.scheme",
         12,
-        "must be one of none, bf16, int8_dynamic (got 'int4')",
+        "must be one of none, bf16, fp16, int8_dynamic, int8_dynamic_fbgemm, int8_weight_only, "
+        "int4_weight_only (got 'int4')",
         id="fixed-choice-not-allowed",
+    ),
+    pytest.param(
+        edited("{choice: [none, bf16, int8_dynamic]}", "{choice: [none, int4_weight_only]}"),
+        "space.quantization.scheme.choice",
+        12,
+        "'int4_weight_only' runs on cuda only, and this recipe runs on cpu (execution.device)",
+        id="scheme-the-device-cannot-run",
     ),
     pytest.param(
         edited("{int: [1, 3]}", "{int: [1, 9]}"),
@@ -404,11 +412,18 @@ SINGLE_PROBLEMS = [
         id="duplicate-objective",
     ),
     pytest.param(
+        edited('"size_mb <= 2"', '"power_w <= 2"'),
+        "constraints[1]",
+        19,
+        "task 'digits-cnn' does not measure 'power_w'",
+        id="unmeasured-constraint",
+    ),
+    pytest.param(
         edited('"size_mb <= 2"', '"energy_j <= 2"'),
         "constraints[1]",
         19,
-        "task 'digits-cnn' does not measure 'energy_j'",
-        id="unmeasured-constraint",
+        "'energy_j' is measured on cuda only, and this recipe runs on another device",
+        id="metric-of-another-device",
     ),
     pytest.param(
         edited('"latency_ms <= 5"', '"latency_ms < 5"'),

@@ -1,6 +1,7 @@
 """Meters: hardware cost of a model as plain numbers with units in their names.
 
-Every timing records the torch thread count and the repeat statistics it came from.
+Every timing records the device, torch thread count, torch version and the repeat statistics
+it came from. Estimated numbers say so in their name (``_est``).
 """
 
 from __future__ import annotations
@@ -9,39 +10,131 @@ import io
 import statistics
 import time
 import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+if TYPE_CHECKING:
+    from effsearch.tasks.base import TrialContext
+
+#: Assumed power of one busy CPU core; this machine has no RAPL counters to read.
+CPU_WATTS_PER_THREAD_EST = 10.0
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
 
 def latency(
-    model: nn.Module, example_input: torch.Tensor, warmup: int, repeats: int
+    forward: Callable[[], Any], batch_size: int, warmup: int, repeats: int, device: str = "cpu"
 ) -> dict[str, float]:
-    """Wall-clock time of one forward pass on ``example_input`` (``batch x ...``).
+    """Wall-clock time of ``forward()`` (one batch of ``batch_size`` inputs).
 
-    Median over ``repeats`` timed passes after ``warmup`` untimed ones, plus p90, min and the
-    interquartile range, so the spread of the repeats travels with the number.
+    Median over ``repeats`` timed calls after ``warmup`` untimed ones, plus p90, min and the
+    interquartile range; on CUDA each call is timed with CUDA events.
     """
+    cuda = device.startswith("cuda")
     times_ms: list[float] = []
     with torch.inference_mode():
         for _ in range(warmup):
-            model(example_input)
+            forward()
+        if cuda:
+            torch.cuda.synchronize(device)
         for _ in range(repeats):
-            start = time.perf_counter_ns()
-            model(example_input)
-            times_ms.append((time.perf_counter_ns() - start) / 1e6)
+            if cuda:
+                start_event = torch.cuda.Event(enable_timing=True)
+                end_event = torch.cuda.Event(enable_timing=True)
+                start_event.record()
+                forward()
+                end_event.record()
+                end_event.synchronize()
+                times_ms.append(start_event.elapsed_time(end_event))
+            else:
+                start = time.perf_counter_ns()
+                forward()
+                times_ms.append((time.perf_counter_ns() - start) / 1e6)
     times_ms.sort()
     quartiles = statistics.quantiles(times_ms, n=4) if len(times_ms) > 1 else [times_ms[0]] * 3
+    median = statistics.median(times_ms)
     return {
-        "latency_ms": statistics.median(times_ms),
+        "latency_ms": median,
+        "latency_p50_ms": median,
         "latency_p90_ms": _percentile(times_ms, 0.9),
         "latency_min_ms": times_ms[0],
         "latency_iqr_ms": quartiles[2] - quartiles[0],
         "latency_repeats": float(repeats),
-        "latency_batch_size": float(example_input.shape[0]),
+        "latency_batch_size": float(batch_size),
+        "throughput_per_s": batch_size / (median / 1000.0) if median > 0 else 0.0,
         "torch_threads": float(torch.get_num_threads()),
     }
+
+
+def energy(
+    forward: Callable[[], Any], latency_ms: float, repeats: int, device: str, threads: int
+) -> tuple[dict[str, float], str]:
+    """Energy of one forward batch: NVML counters on NVIDIA GPUs, else a labelled estimate.
+
+    Returns the metrics and a note saying how they were obtained.
+    """
+    if device.startswith("cuda"):
+        measured = _nvml_energy_j(forward, repeats, device)
+        if measured is not None:
+            return {"energy_j": measured}, "energy_j: NVML total-energy counter over the repeats"
+    estimate = latency_ms / 1000.0 * CPU_WATTS_PER_THREAD_EST * threads
+    note = (
+        f"energy_j_est is an estimate: latency x {CPU_WATTS_PER_THREAD_EST:g} W per busy thread "
+        "(no energy counters readable on this CPU)"
+    )
+    return {"energy_j_est": estimate}, note
+
+
+def _nvml_energy_j(forward: Callable[[], Any], repeats: int, device: str) -> float | None:
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        index = torch.device(device).index or 0
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        calls = max(repeats, 50)  # the counter ticks in mJ; enough work to resolve it
+        with torch.inference_mode():
+            torch.cuda.synchronize(device)
+            start_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            for _ in range(calls):
+                forward()
+            torch.cuda.synchronize(device)
+            end_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        return float(end_mj - start_mj) / 1000.0 / calls
+    except pynvml.NVMLError:
+        return None
+
+
+def peak_memory(forward: Callable[[], Any], device: str) -> dict[str, float]:
+    """Peak memory while running ``forward()`` once.
+
+    CPU: the process's peak resident set (``VmHWM`` after a reset through
+    ``/proc/self/clear_refs``), so it includes the runtime and the weights, not only
+    activations. CUDA: ``torch.cuda.max_memory_allocated`` (tensors only).
+    """
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+        with torch.inference_mode():
+            forward()
+        torch.cuda.synchronize(device)
+        return {"gpu_peak_memory_mb": torch.cuda.max_memory_allocated(device) / 1e6}
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return {}
+    with torch.inference_mode():
+        forward()
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return {"peak_rss_mb": int(line.split()[1]) * 1024 / 1e6}
+    return {}
 
 
 def params(model: nn.Module) -> dict[str, float]:
@@ -54,27 +147,108 @@ def params(model: nn.Module) -> dict[str, float]:
     return {"params": float(total), "nonzero_params": float(nonzero)}
 
 
-def size(model: nn.Module) -> dict[str, float]:
-    """Bytes of the serialized state dict, the artifact that would be deployed (1 MB = 1e6 B)."""
+def size(model: nn.Module, sparse: bool = False) -> dict[str, float]:
+    """Bytes of the serialized state dict, the artifact that would be deployed (1 MB = 1e6 B).
+
+    With ``sparse``, every float weight matrix that is smaller in CSR form (int32 indices) is
+    stored that way, as a sparse-aware deployment would; ``size_dense_mb`` is the plain size.
+    """
+    state = model.state_dict()
+    dense_mb = _serialized_mb(state)
+    if not sparse:
+        return {"size_mb": dense_mb}
+    compact = {name: _maybe_csr(tensor) for name, tensor in state.items()}
+    return {"size_mb": min(dense_mb, _serialized_mb(compact)), "size_dense_mb": dense_mb}
+
+
+def _serialized_mb(state: dict[str, Any]) -> float:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.save(model.state_dict(), buffer)
-    return {"size_mb": buffer.getbuffer().nbytes / 1e6}
+        torch.save(state, buffer)
+    return buffer.getbuffer().nbytes / 1e6
 
 
-def flops(model: nn.Module, example_input: torch.Tensor) -> dict[str, float]:
+def _maybe_csr(tensor: Any) -> Any:
+    if type(tensor) is not torch.Tensor and not isinstance(tensor, nn.Parameter):
+        return tensor  # quantized tensor subclasses stay as they are
+    if tensor.dim() != 2 or not tensor.is_floating_point():
+        return tensor
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta": we only store it
+        csr = tensor.detach().to_sparse_csr()
+        packed = torch.sparse_csr_tensor(
+            csr.crow_indices().to(torch.int32),
+            csr.col_indices().to(torch.int32),
+            csr.values(),
+            size=tensor.shape,
+        )
+    dense_bytes = tensor.numel() * tensor.element_size()
+    sparse_bytes = packed.values().numel() * tensor.element_size() + 4 * (
+        packed.col_indices().numel() + packed.crow_indices().numel()
+    )
+    return packed if sparse_bytes < dense_bytes else tensor
+
+
+def flops(model: nn.Module, example_input: Any, batch_size: int) -> dict[str, float]:
     """Forward FLOPs per sample as torch's FlopCounterMode counts them.
 
     The counter sees shapes, not values: it ignores unstructured zeros and counts 0 for
-    torch.ao quantized modules, so call it on the float model (after channel pruning, before
+    quantized modules, so call it on the float model (after structured pruning, before
     quantization); quantization changes the precision of these FLOPs, not their number.
+    ``example_input`` is a tensor or a dict of keyword tensors holding ``batch_size`` samples.
     """
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(example_input)
-    return {"flops": counter.get_total_flops() / example_input.shape[0]}
+        if isinstance(example_input, dict):
+            model(**example_input)
+        else:
+            model(example_input)
+    return {"flops": counter.get_total_flops() / batch_size}
+
+
+def agreement(predictions: torch.Tensor, parent_predictions: torch.Tensor) -> float:
+    """Fraction of inputs on which a compressed model predicts what its parent predicted."""
+    return float((predictions == parent_predictions).float().mean())
+
+
+def provenance(device: str) -> dict[str, str]:
+    """What measured: device name, torch version (strings; kept as trial notes/attributes)."""
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else _cpu_name()
+    return {"device": device, "device_name": name, "torch_version": torch.__version__}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "cpu"
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
     index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[index]
+
+
+def measure_model(
+    forward: Callable[[], Any], batch_size: int, ctx: TrialContext
+) -> dict[str, float]:
+    """Latency, throughput, energy and peak memory of ``forward()``, timed alone on the device.
+
+    Runs inside the context's measurement slot, so other trials on the device pause their
+    steps meanwhile; ``measure_wait_s`` is how long it waited for them.
+    """
+    waited = time.perf_counter()
+    with ctx.measure_slot():
+        waited = time.perf_counter() - waited
+        metrics = latency(forward, batch_size, ctx.measure.warmup, ctx.measure.repeats, ctx.device)
+        used, note = energy(
+            forward, metrics["latency_ms"], ctx.measure.repeats, ctx.device, ctx.threads
+        )
+        metrics |= used
+        metrics |= peak_memory(forward, ctx.device)
+    ctx.note(note)
+    metrics["measure_wait_s"] = waited
+    return metrics

@@ -16,6 +16,7 @@ BASELINE = "baseline"
 DURATION = "duration_s"
 HISTORY = "history"
 NOTES = "notes"
+MEASURED_ON = "measured_on"
 # Study user attributes.
 STUDY_FINGERPRINT = "effsearch_fingerprint"
 STUDY_OPTIMIZER = "effsearch_optimizer"

@@ -255,6 +255,7 @@ class Runner:
             threads=self.recipe.execution.threads_per_trial,
             measure=self.recipe.measure_settings,
             trial_dir=str(trial_dir),
+            device=self.recipe.execution.device,
         )
         self._pending[trial.number] = trial
         executor.submit(job)
@@ -270,6 +271,8 @@ class Runner:
             trial.set_user_attr(records.HISTORY, outcome.history)
         if outcome.notes:
             trial.set_user_attr(records.NOTES, outcome.notes)
+        if outcome.measured_on:
+            trial.set_user_attr(records.MEASURED_ON, outcome.measured_on)
         reason = outcome.reason if not outcome.ok else self._missing_metric(outcome.metrics)
         if reason:
             self._fail(study, trial, reason, interrupted=interrupted)

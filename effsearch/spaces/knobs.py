@@ -36,7 +36,8 @@ class KnobDecl:
 
     ``low``/``high`` bound what a recipe may ask for (float and int knobs); ``choices`` lists
     the values a choice knob accepts. ``when`` names knobs of the same group and the values
-    that make this knob active.
+    that make this knob active. ``devices`` maps a choice to the device kinds that can run it
+    (choices not listed run anywhere).
     """
 
     name: str
@@ -48,6 +49,11 @@ class KnobDecl:
     choices: tuple[Any, ...] = ()
     log_ok: bool = True
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    devices: Mapping[Any, tuple[str, ...]] = field(default_factory=dict)
+
+    def runs_on(self, value: Any, device: str) -> bool:
+        """Whether choice ``value`` can run on ``device`` (``cpu``, ``cuda:1``, ...)."""
+        return device.split(":")[0] in self.devices.get(value, (device.split(":")[0],))
 
     @staticmethod
     def float(name: str, low: float, high: float, default: float, help: str, **kw: Any) -> KnobDecl:

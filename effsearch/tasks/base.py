@@ -11,24 +11,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from effsearch.objectives.metrics import MetricInfo
+
 if TYPE_CHECKING:
+    from effsearch.objectives.slots import DeviceSlots
     from effsearch.spaces.knobs import KnobDecl
 
 Config = Mapping[str, Mapping[str, Any]]
 Metrics = dict[str, float]
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """A metric a task measures; ``direction`` is the natural one (for `init` and defaults)."""
-
-    name: str
-    description: str
-    direction: str = "minimize"
 
 
 @dataclass(frozen=True)
@@ -58,6 +53,18 @@ class TrialContext:
     history: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     on_report: Callable[[int, Mapping[str, float]], None] | None = None
+    slots: DeviceSlots | None = None
+
+    def compute_slot(self) -> AbstractContextManager[None]:
+        """Wrap each unit of heavy work (a training step, an eval batch) in this.
+
+        It lets a measurement on the same device wait until no trial is mid-step.
+        """
+        return self.slots.compute() if self.slots is not None else nullcontext()
+
+    def measure_slot(self) -> AbstractContextManager[None]:
+        """Time things inside this: no other trial on the device is computing meanwhile."""
+        return self.slots.measure() if self.slots is not None else nullcontext()
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
         """Record intermediate ``metrics`` at ``step`` (an epoch, a number of samples, ...)."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from effsearch.objectives import meters
+from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS
 from effsearch.registry import register
 from effsearch.spaces import architecture, pruning, quantization, training
 from effsearch.spaces.knobs import KnobDecl
@@ -98,19 +99,9 @@ class DigitsCNN(Task):
     metrics = (
         MetricInfo("accuracy", "fraction of the 450 held-out digits classified right", "maximize"),
         MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
-        MetricInfo("latency_ms", "median forward time of one measure batch"),
-        MetricInfo("latency_p90_ms", "90th percentile of the timed repeats"),
-        MetricInfo("latency_min_ms", "fastest timed repeat"),
-        MetricInfo("latency_iqr_ms", "interquartile range of the timed repeats"),
-        MetricInfo("latency_repeats", "number of timed repeats"),
-        MetricInfo("latency_batch_size", "inputs per timed forward pass"),
-        MetricInfo("torch_threads", "torch intra-op threads during training and timing"),
-        MetricInfo("params", "parameters of the deployed model"),
-        MetricInfo("nonzero_params", "parameters that are not zero"),
-        MetricInfo("size_mb", "serialized state dict of the deployed model (1 MB = 1e6 bytes)"),
-        MetricInfo("flops", "forward FLOPs per image, counted on the float model"),
-        MetricInfo("train_time_s", "training plus recovery fine-tuning time"),
         MetricInfo("final_train_loss", "mean training loss in the last epoch"),
+        *MODEL_METRICS,
+        *HARDWARE_METRICS,
     )
     baseline: ClassVar[Config] = {
         "architecture": {"width_mult": 1.0, "depth": 3},
@@ -131,6 +122,9 @@ class DigitsCNN(Task):
         model = build_model(float(arch["width_mult"]), int(arch["depth"]))
         started = time.perf_counter()
         loss = self._train(model, train_cfg, int(train_cfg["epochs"]), ctx, first_step=0)
+        model.eval()
+        parent_predictions = self._predict(model, torch.float32)
+        parent_accuracy = self._accuracy(parent_predictions)
 
         one_image = self.test_x[:1]
         pruning.apply(model, prune_cfg, one_image)
@@ -145,17 +139,20 @@ class DigitsCNN(Task):
         model.eval()
         metrics: dict[str, float] = {"train_time_s": train_time_s, "final_train_loss": loss}
         metrics |= meters.params(model)
-        metrics |= meters.flops(model, one_image)
-        metrics["accuracy_unquantized"] = self._accuracy(model, torch.float32)
+        metrics |= meters.flops(model, one_image, batch_size=1)
+        metrics["accuracy_unquantized"] = self._accuracy(self._predict(model, torch.float32))
 
-        quantized = quantization.apply(model, quant_cfg)
+        quantized = quantization.apply(model, quant_cfg, ctx.device)
         if quantized.note:
             ctx.note(quantized.note)
         ctx.note("flops are counted on the float model and ignore unstructured zeros")
-        metrics["accuracy"] = self._accuracy(quantized.model, quantized.input_dtype)
+        predictions = self._predict(quantized.model, quantized.input_dtype)
+        metrics["accuracy"] = self._accuracy(predictions)
+        metrics["agreement"] = meters.agreement(predictions, parent_predictions)
+        metrics["accuracy_delta"] = metrics["accuracy"] - parent_accuracy
         batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(quantized.input_dtype)
-        metrics |= meters.latency(quantized.model, batch, ctx.measure.warmup, ctx.measure.repeats)
-        metrics |= meters.size(quantized.model)
+        metrics |= meters.measure_model(lambda: quantized.model(batch), ctx.measure.batch_size, ctx)
+        metrics |= meters.size(quantized.model, sparse=True)
         return metrics
 
     def _train(
@@ -177,24 +174,27 @@ class DigitsCNN(Task):
             total, seen = 0.0, 0
             for start in range(0, len(order), batch_size):
                 index = order[start : start + batch_size]
-                optimizer.zero_grad()
-                loss = loss_fn(model(self.train_x[index]), self.train_y[index])
-                loss.backward()
-                optimizer.step()
+                with ctx.compute_slot():
+                    optimizer.zero_grad()
+                    loss = loss_fn(model(self.train_x[index]), self.train_y[index])
+                    loss.backward()
+                    optimizer.step()
                 total += loss.item() * len(index)
                 seen += len(index)
             mean_loss = total / seen
             model.eval()
-            ctx.report(
-                first_step + epoch + 1,
-                {"train_loss": mean_loss, "accuracy": self._accuracy(model, torch.float32)},
-            )
+            with ctx.compute_slot():
+                accuracy = self._accuracy(self._predict(model, torch.float32))
+            ctx.report(first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": accuracy})
         return mean_loss
 
-    def _accuracy(self, model: nn.Module, input_dtype: torch.dtype) -> float:
+    def _predict(self, model: nn.Module, input_dtype: torch.dtype) -> torch.Tensor:
+        """Predicted class of every held-out image."""
         with torch.inference_mode():
-            logits = model(self.test_x.to(input_dtype))
-        return float((logits.argmax(dim=1) == self.test_y).float().mean())
+            return model(self.test_x.to(input_dtype)).argmax(dim=1)
+
+    def _accuracy(self, predictions: torch.Tensor) -> float:
+        return float((predictions == self.test_y).float().mean())
 
 
 def _with_defaults(values: Mapping[str, Any], knobs: tuple[Any, ...]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import socket
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from effsearch.objectives.slots import DeviceSlots
 from effsearch.tasks.base import MeasureSettings, TaskSpec, TrialContext
 
 
@@ -33,11 +35,15 @@ class TrialJob:
     threads: int
     measure: MeasureSettings
     trial_dir: str
+    device: str = "cpu"
 
 
 @dataclass
 class TrialOutcome:
-    """What came back from one trial."""
+    """What came back from one trial.
+
+    ``measured_on`` says where: host, device name, torch version, threads.
+    """
 
     number: int
     ok: bool
@@ -46,6 +52,7 @@ class TrialOutcome:
     duration_s: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    measured_on: dict[str, str] = field(default_factory=dict)
 
 
 class Executor(ABC):
@@ -82,6 +89,7 @@ def run_job(job: TrialJob) -> TrialOutcome:
     """
     import torch
 
+    from effsearch.objectives.meters import provenance
     from effsearch.tasks import build_task
 
     torch.set_num_threads(job.threads)
@@ -89,32 +97,37 @@ def run_job(job: TrialJob) -> TrialOutcome:
     ctx = TrialContext(
         trial_number=job.number,
         seed=job.seed,
+        device=job.device,
         threads=job.threads,
         measure=job.measure,
         trial_dir=Path(job.trial_dir),
+        slots=device_slots(job.device),
     )
+    outcome = TrialOutcome(number=job.number, ok=True, history=ctx.history, notes=ctx.notes)
     try:
+        outcome.measured_on = {
+            **provenance(job.device),
+            "host": socket.gethostname(),
+            "torch_threads": str(job.threads),
+        }
         task = build_task(job.task)
-        raw = task.run(job.config, ctx)
-        metrics = check_metrics(raw)
+        outcome.metrics = check_metrics(task.run(job.config, ctx))
     except (Exception, SystemExit) as exc:  # a trial may fail in any way; it is recorded
         traceback.print_exc()
-        return TrialOutcome(
-            number=job.number,
-            ok=False,
-            reason=f"{type(exc).__name__}: {exc}",
-            duration_s=time.perf_counter() - start,
-            history=ctx.history,
-            notes=ctx.notes,
-        )
-    return TrialOutcome(
-        number=job.number,
-        ok=True,
-        metrics=metrics,
-        duration_s=time.perf_counter() - start,
-        history=ctx.history,
-        notes=ctx.notes,
-    )
+        outcome.ok = False
+        outcome.reason = f"{type(exc).__name__}: {exc}"
+    outcome.duration_s = time.perf_counter() - start
+    return outcome
+
+
+_SLOTS: dict[str, DeviceSlots] = {}
+
+
+def device_slots(device: str) -> DeviceSlots:
+    """This process's handle on the device's measurement slots (one per device)."""
+    if device not in _SLOTS:
+        _SLOTS[device] = DeviceSlots(device)
+    return _SLOTS[device]
 
 
 def check_metrics(raw: object) -> dict[str, float]:

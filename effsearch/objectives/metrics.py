@@ -1,0 +1,56 @@
+"""What a metric is: its name, what it means, and its natural direction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric a task measures; ``direction`` is its natural one; ``devices`` where it exists."""
+
+    name: str
+    description: str
+    direction: str = "minimize"
+    devices: tuple[str, ...] = ("cpu", "cuda")
+
+
+HARDWARE_METRICS = (
+    MetricInfo("latency_ms", "median time of one forward pass of a measure batch"),
+    MetricInfo("latency_p50_ms", "same as latency_ms"),
+    MetricInfo("latency_p90_ms", "90th percentile of the timed repeats"),
+    MetricInfo("latency_min_ms", "fastest timed repeat"),
+    MetricInfo("latency_iqr_ms", "interquartile range of the timed repeats"),
+    MetricInfo("latency_repeats", "number of timed repeats"),
+    MetricInfo("latency_batch_size", "inputs per timed forward pass"),
+    MetricInfo("throughput_per_s", "inputs per second at the measure batch size", "maximize"),
+    MetricInfo("torch_threads", "torch intra-op threads while timing"),
+    MetricInfo(
+        "energy_j_est",
+        "estimated energy of one measure batch: latency x power",
+        "minimize",
+        ("cpu",),
+    ),
+    MetricInfo("energy_j", "energy of one measure batch from NVML", "minimize", ("cuda",)),
+    MetricInfo(
+        "peak_rss_mb", "peak resident memory of the process during inference", "minimize", ("cpu",)
+    ),
+    MetricInfo(
+        "gpu_peak_memory_mb", "peak CUDA memory allocated during inference", "minimize", ("cuda",)
+    ),
+    MetricInfo("measure_wait_s", "time spent waiting for other trials to leave the device"),
+)
+MODEL_METRICS = (
+    MetricInfo("params", "parameters of the deployed model"),
+    MetricInfo("nonzero_params", "parameters that are not zero"),
+    MetricInfo("size_mb", "serialized deployed model; sparse layers stored as CSR if smaller"),
+    MetricInfo("size_dense_mb", "serialized deployed model with every tensor stored dense"),
+    MetricInfo("flops", "forward FLOPs per input, counted on the float model"),
+    MetricInfo(
+        "agreement",
+        "fraction of held-out inputs predicted as the uncompressed parent did",
+        "maximize",
+    ),
+    MetricInfo("accuracy_delta", "accuracy minus the uncompressed parent's accuracy", "maximize"),
+    MetricInfo("train_time_s", "training plus recovery fine-tuning time"),
+)
