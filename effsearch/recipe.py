@@ -548,6 +548,8 @@ def _validate_task(
 
     try:
         inspect.signature(cls).bind(**task.options)
+        for problem in cls.check_options(task.options, recipe_dir):
+            out.add(("task", "options"), problem)
     except TypeError:
         accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
         out.add(

@@ -15,3 +15,8 @@ KNOBS = (WIDTH_MULT, DEPTH)
 def scaled(base: int, width_mult: float, minimum: int = 2) -> int:
     """``base`` channels scaled by ``width_mult``, never below ``minimum``."""
     return max(minimum, round(base * width_mult))
+
+
+DROP_LAYERS = KnobDecl.int(
+    "drop_layers", 0, 48, 0, "top encoder layers removed (layer dropping)", log_ok=False
+)

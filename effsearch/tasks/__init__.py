@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from effsearch.registry import lookup
-from effsearch.tasks import digits_cnn as digits_cnn
+from effsearch.tasks import digits_cnn as digits_cnn  # registers the task
+from effsearch.tasks import hf_text as hf_text  # registers the task
 from effsearch.tasks.base import Task, TaskSpec
 from effsearch.tasks.entrypoint import EntrypointTask
 
@@ -32,5 +33,5 @@ def build_task(spec: TaskSpec) -> Task:
         else:
             cls = task_class(spec)
             assert cls is not None
-            _BUILT[key] = cls(**dict(spec.options))
+            _BUILT[key] = cls.create(spec)
     return _BUILT[key]

@@ -100,6 +100,16 @@ class Task(ABC):
     #: fixed technique settings that make the reference model (uncompressed fp32), if any.
     baseline: ClassVar[Config | None] = None
 
+    @classmethod
+    def create(cls, spec: TaskSpec) -> Task:
+        """Build the task from a spec (once per worker process)."""
+        return cls(**dict(spec.options))
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], recipe_dir: str) -> list[str]:
+        """Problems with ``options`` found without running anything (missing files, ...)."""
+        return []
+
     @abstractmethod
     def run(self, config: Config, ctx: TrialContext) -> Metrics:
         """Build, train, compress and measure one configuration; return its metrics."""

