@@ -78,7 +78,8 @@ def apply(model: nn.Module, config: Mapping[str, Any], head: str) -> Adapted:
     )
     common: dict[str, Any] = {"target_modules": targets, "modules_to_save": [head]}
     rank = int(config.get("r", 8))
-    alpha = float(config.get("alpha", 16.0))
+    # peft annotates alpha as int but only ever computes alpha / r; a float alpha is exact.
+    alpha: Any = float(config.get("alpha", 16.0))
     dropout = float(config.get("dropout", 0.0))
     if method in ("lora", "dora"):
         peft_config: Any = peft.LoraConfig(

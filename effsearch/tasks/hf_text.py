@@ -121,9 +121,10 @@ class HFTextClassification(Task):
             )
         except (OSError, ValueError) as exc:
             raise TaskError(f"cannot load model {model!r} from {folder}: {exc}") from exc
-        self.head = next((n for n in HEAD_NAMES if hasattr(self.pretrained, n)), None)
-        if self.head is None:
+        head = next((n for n in HEAD_NAMES if hasattr(self.pretrained, n)), None)
+        if head is None:
             raise TaskError(f"{type(self.pretrained).__name__} has no classifier head")
+        self.head: str = head
         config = self.pretrained.config
         self.head_size = config.hidden_size // config.num_attention_heads
 
