@@ -609,7 +609,7 @@ def _validate_space(
                     )
             for decl in task.families[group]:
                 spec = entries.get(decl.name, decl.default)
-                knob = _parse_knob(group, decl.name, spec, decl, knobs, out)
+                knob = _parse_knob(group, decl.name, spec, decl, knobs, out, task.families[group])
                 if knob is not None and _runs_on(knob, decl, device, out):
                     knobs.append(knob)
     if len(out.problems) > problems_before:
@@ -656,9 +656,10 @@ def _parse_knob(
     decl: KnobDecl | None,
     earlier: Sequence[Knob],
     out: _Collector,
+    siblings: Sequence[KnobDecl] = (),
 ) -> Knob | None:
     path: Path_ = ("space", group, name)
-    when = _declared_condition(group, decl) if decl is not None else ()
+    when = _declared_condition(group, decl, siblings) if decl is not None else ()
     if isinstance(spec, list):
         out.add(path, f"a list is not a knob; to search these values write {{choice: {spec}}}")
         return None
@@ -886,8 +887,13 @@ def _parse_when(
     return tuple(result)
 
 
-def _declared_condition(group: str, decl: KnobDecl) -> Condition:
-    return tuple((f"{group}.{ref}", tuple(values)) for ref, values in decl.when.items())
+def _declared_condition(group: str, decl: KnobDecl, siblings: Sequence[KnobDecl]) -> Condition:
+    """``decl``'s condition, limited to the choices its task offers for the knobs it names."""
+    offered = {d.name: d.choices for d in siblings if d.kind == "choice"}
+    return tuple(
+        (f"{group}.{ref}", tuple(v for v in values if ref not in offered or v in offered[ref]))
+        for ref, values in decl.when.items()
+    )
 
 
 def _condition_text(when: Condition) -> str:

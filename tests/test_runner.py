@@ -459,6 +459,22 @@ def test_resume_after_a_crash_reruns_the_interrupted_trial_once_and_keeps_the_re
     assert {t.state for t in trials if t.number != stale.number} == {TrialState.COMPLETE}
 
 
+def test_a_trial_killed_before_it_had_a_configuration_is_failed_but_not_rerun(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
+    run(load_recipe(write_recipe(budget={"trials": 3})), tmp_path / "run")
+    bare = open_journal(tmp_path / "run").ask()  # the driver died between ask and suggest
+
+    result = run(load_recipe(write_recipe("more.yaml", budget={"trials": 4})), tmp_path / "run",
+                 resume=True)
+
+    trials = result.study.get_trials()
+    assert trials[bare.number].state == TrialState.FAIL
+    assert "not re-run" in trials[bare.number].user_attrs[records.FAIL_REASON]
+    assert not any(t.user_attrs.get(records.RETRY_OF) == bare.number for t in trials)
+    assert counted(result.study) == 4
+
+
 def test_an_interrupted_trial_does_not_count_against_the_budget(
     write_recipe: WriteRecipe, tmp_path: Path
 ) -> None:

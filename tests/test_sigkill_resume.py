@@ -47,9 +47,11 @@ class Scenario:
         return [t for t in self.before if t.state == TrialState.COMPLETE]
 
     def stopped(self) -> list[FrozenTrial]:
-        """Trials cut short: left RUNNING (SIGKILL) or failed as interrupted (Ctrl-C)."""
-        return [t for t in self.before if t.state == TrialState.RUNNING
-                or t.user_attrs.get(records.INTERRUPTED)]
+        """Trials cut short with a configuration: left RUNNING (SIGKILL) or failed as
+        interrupted (Ctrl-C). A kill between ask and suggest leaves one without: not re-run."""
+        return [t for t in self.before if (t.state == TrialState.RUNNING
+                or t.user_attrs.get(records.INTERRUPTED))
+                and (t.params or t.system_attrs.get("fixed_params"))]
 
 
 def effsearch_command() -> list[str]:

@@ -313,12 +313,17 @@ class Runner:
         stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for frozen in stale:
             trial = optuna.Trial(study, frozen._trial_id)
+            # A driver killed between ask and suggest leaves a trial with no configuration:
+            # nothing ran, so there is nothing to re-run (a queued one keeps its fixed params).
+            params = frozen.params or frozen.system_attrs.get("fixed_params", {})
+            why = "re-run on resume" if params else "it had no configuration yet; not re-run"
             trial.set_user_attr(
                 records.FAIL_REASON,
-                "interrupted: the driver stopped before the trial finished (re-run on resume)",
+                f"interrupted: the driver stopped before the trial finished ({why})",
             )
             trial.set_user_attr(records.INTERRUPTED, True)
-            self._reenqueue(study, frozen.number, frozen.params, frozen.user_attrs)
+            if params:
+                self._reenqueue(study, frozen.number, params, frozen.user_attrs)
             study.tell(frozen.number, state=TrialState.FAIL)
         return len(stale)
 

@@ -111,9 +111,36 @@ def to_semi_structured(model: nn.Module) -> int:
                 f"this model has {weight.dtype} on {weight.device} (set quantization.scheme "
                 "to bf16 or fp16 and execution.device to cuda)"
             )
+        dense = weight.detach().clone()
         module.weight = nn.Parameter(to_sparse_semi_structured(weight.detach()))
+        contiguous_inputs(module)
+        _check_same_function(module, dense)
         converted += 1
     return converted
+
+
+def contiguous_inputs(module: nn.Module) -> None:
+    """Hand ``module`` contiguous inputs: sparse and int4 kernels misread strided ones (BERT's
+    pooler reads ``hidden[:, 0]``, a strided slice)."""
+    module.register_forward_pre_hook(lambda _module, args: tuple(a.contiguous() for a in args))
+
+
+def _check_same_function(module: nn.Module, dense: torch.Tensor) -> None:
+    """Refuse a 2:4 layer that computes something else than the dense layer it replaces."""
+    # Strided on purpose: that is how some layers are fed.
+    probe = torch.randn(16, 2, dense.shape[1], dtype=dense.dtype, device=dense.device)
+    probe = probe.transpose(0, 1)
+    expected = torch.nn.functional.linear(probe.contiguous(), dense).float()
+    with torch.no_grad():
+        got = (module(probe) - (module.bias if module.bias is not None else 0)).float()
+    error = float((got - expected).abs().max())
+    scale = float(expected.abs().max()) or 1.0
+    if error > 0.05 * scale:
+        raise ValueError(
+            f"2:4 semi-structured kernel disagrees with the dense layer it replaces (max |diff| "
+            f"{error:.3g} at output scale {scale:.3g}) on torch {torch.__version__}; "
+            "refusing to report a wrong model"
+        )
 
 
 def _two_of_four(weight: torch.Tensor) -> torch.Tensor:

@@ -110,6 +110,12 @@ def _torchao(model: nn.Module, scheme: str) -> Quantized:
     }
     with _quiet():
         quantize_(model, configs[scheme]())
+    if scheme == "int4_weight_only":
+        from effsearch.spaces.pruning import contiguous_inputs
+
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                contiguous_inputs(module)
     return Quantized(model, torch.float32, f"{scheme}: torchao quantize_, Linear layers only")
 
 

@@ -76,7 +76,8 @@ def prune_heads(model: nn.Module, fraction: float, head_size: int) -> int:
             for m in (query, key, value)
         ) + out.weight.detach().abs().reshape(out.out_features, heads, head_size).sum(dim=(0, 2))
         kept_heads = torch.sort(torch.topk(score, heads - drop).indices).values
-        rows = (kept_heads[:, None] * head_size + torch.arange(head_size)).reshape(-1)
+        offsets = torch.arange(head_size, device=kept_heads.device)
+        rows = (kept_heads[:, None] * head_size + offsets).reshape(-1)
         for module in (query, key, value):
             _keep_rows(module, rows)
         _keep_columns(out, rows)

@@ -36,6 +36,7 @@ from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TaskSpec, Tr
 BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
 HEAD_NAMES = ("classifier", "score")
 EVAL_BATCH = 64
+RECOVERY_LR_SCALE = 0.05
 
 
 def resolve_model_dir(model: str, recipe_dir: str) -> Path:
@@ -116,8 +117,10 @@ class HFTextClassification(Task):
         )
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
+            # fp32 master weights whatever the checkpoint stores (a half copy trains badly);
+            # quantization.scheme decides the deployed precision.
             self.pretrained = AutoModelForSequenceClassification.from_pretrained(
-                folder, num_labels=self.data.num_labels
+                folder, num_labels=self.data.num_labels, dtype=torch.float32
             )
         except (OSError, ValueError) as exc:
             raise TaskError(f"cannot load model {model!r} from {folder}: {exc}") from exc
@@ -197,9 +200,12 @@ class HFTextClassification(Task):
         pruning.apply(model, prune_cfg, head_size=self.head_size)
         finetune_epochs = int(prune_cfg.get("finetune_epochs", 0))
         if finetune_epochs:
+            # Recovery updates every remaining weight, which needs a far smaller step than
+            # adapters do (at adapter learning rates full fine-tuning diverges).
             for parameter in model.parameters():
                 parameter.requires_grad_(True)
-            loss = self._train(model, train_cfg, finetune_epochs, ctx, int(train_cfg["epochs"]))
+            recovery = {**train_cfg, "lr": float(train_cfg["lr"]) * RECOVERY_LR_SCALE}
+            loss = self._train(model, recovery, finetune_epochs, ctx, int(train_cfg["epochs"]))
         pruning.finalize(model)
         train_time_s = time.perf_counter() - started
 

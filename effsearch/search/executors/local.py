@@ -28,8 +28,10 @@ STARTUP_LIMIT_S = 300.0  # a worker that cannot even start a trial in this time 
 
 
 def _worker_main(conn: Connection, threads: int) -> None:
-    # Children must not die on the Ctrl-C meant for the driver; the driver stops them.
+    # Children must not die on the Ctrl-C or SIGTERM sent to the whole process group: the
+    # driver records their trials as interrupted and stops them itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(threads)
