@@ -4,6 +4,7 @@ what it claims, and the hf-text-classification task runs end to end on a local m
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
 
@@ -244,3 +245,46 @@ def test_text_task_options_are_checked_before_running(tmp_path):
     text = str(caught.value)
     assert "is not a Hugging Face model folder" in text
     assert "nope.csv': no such file" in text
+
+
+def test_jsonl_datasets_load_with_their_own_columns(tmp_path):
+    from effsearch.tasks import text_data
+
+    path = tmp_path / "reviews.jsonl"
+    rows = [{"body": f"text {i}", "stars": "good" if i % 2 else "bad"} for i in range(40)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    data = text_data.load(str(path), str(tmp_path), text_column="body", label_column="stars",
+                          train_samples=20, test_samples=8)
+    assert data.label_names == ("bad", "good")
+    assert len(data.train_texts) == 20 and len(data.test_texts) == 8
+    assert sorted(set(data.train_labels)) == [0, 1]
+
+
+def test_a_dataset_without_the_named_column_says_which_columns_it_has(tmp_path):
+    from effsearch.errors import TaskError
+    from effsearch.tasks import text_data
+
+    path = tmp_path / "d.csv"
+    path.write_text("body,stars\nhello,1\nworld,2\n")
+    with pytest.raises(TaskError, match="no column 'text' \\(columns: body, stars\\)"):
+        text_data.load(str(path), str(tmp_path))
+
+
+def test_bbc_news_labels_are_the_sorted_category_names():
+    from effsearch.tasks import text_data
+
+    data = text_data.load(text_data.BBC_NEWS, ".", train_samples=50, test_samples=25)
+    assert data.label_names == ("business", "entertainment", "politics", "sports", "tech")
+
+
+def test_cuda_only_pruning_is_refused_for_a_cpu_recipe(tmp_path, local_model):
+    folder, data = local_model
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: t\ntask: {{builtin: hf-text-classification, options: {{model: {folder}, "
+        f"dataset: {data}, text_column: text, label_column: topic}}}}\n"
+        "space: {pruning: {method: {choice: [none, semi_structured_24]}}}\n"
+        "objectives: [{metric: accuracy, direction: maximize}]\nbudget: {trials: 2}\n"
+    )
+    with pytest.raises(RecipeError, match="'semi_structured_24' runs on cuda only"):
+        load_recipe(recipe)
