@@ -978,22 +978,16 @@ def _validate_constraints(
 
 
 def _validate_names(sections: Mapping[str, Any], out: _Collector) -> None:
-    optimizer = sections.get("optimizer")
-    if isinstance(optimizer, OptimizerSection) and optimizer.name not in names("optimizer"):
-        known = names("optimizer")
-        out.add(
-            ("optimizer", "name"),
-            f"unknown optimizer {optimizer.name!r}."
-            f"{did_you_mean(optimizer.name, known)} Optimizers: {', '.join(known)}",
-        )
-    execution = sections.get("execution")
-    if isinstance(execution, ExecutionSection) and execution.executor not in names("executor"):
-        known = names("executor")
-        out.add(
-            ("execution", "executor"),
-            f"unknown executor {execution.executor!r}."
-            f"{did_you_mean(execution.executor, known)} Executors: {', '.join(known)}",
-        )
+    checks = (("optimizer", "name", "optimizer"), ("execution", "executor", "executor"))
+    for section, field_name, kind in checks:
+        value = getattr(sections.get(section), field_name, None)
+        known = names(kind)
+        if isinstance(value, str) and value not in known:
+            out.add(
+                (section, field_name),
+                f"unknown {kind} {value!r}.{did_you_mean(value, known)} "
+                f"{kind.capitalize()}s: {', '.join(known)}",
+            )
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from effsearch.objectives import meters
 from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS
 from effsearch.registry import register
 from effsearch.spaces import architecture, pruning, quantization, training
 from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TrialContext
+from effsearch.tasks.pipeline import Workload, accuracy, compress_and_measure
 
 BASE_CHANNELS = (32, 64, 128, 128)
 BASE_HIDDEN = 128
@@ -116,44 +116,20 @@ class DigitsCNN(Task):
         torch.manual_seed(ctx.seed)
         arch = _with_defaults(config.get("architecture", {}), architecture.KNOBS)
         train_cfg = _with_defaults(config.get("training", {}), training.KNOBS)
-        prune_cfg = config.get("pruning", {})
-        quant_cfg = config.get("quantization", {})
+        epochs = int(train_cfg["epochs"])
 
         model = build_model(float(arch["width_mult"]), int(arch["depth"]))
         started = time.perf_counter()
-        loss = self._train(model, train_cfg, int(train_cfg["epochs"]), ctx, first_step=0)
-        model.eval()
-        parent_predictions = self._predict(model, torch.float32)
-        parent_accuracy = self._accuracy(parent_predictions)
-
-        one_image = self.test_x[:1]
-        pruning.apply(model, prune_cfg, one_image)
-        finetune_epochs = int(prune_cfg.get("finetune_epochs", 0))
-        if finetune_epochs:
-            loss = self._train(
-                model, train_cfg, finetune_epochs, ctx, first_step=int(train_cfg["epochs"])
-            )
-        pruning.finalize(model)
-        train_time_s = time.perf_counter() - started
-
-        model.eval()
-        metrics: dict[str, float] = {"train_time_s": train_time_s, "final_train_loss": loss}
-        metrics |= meters.params(model)
-        metrics |= meters.flops(model, one_image, batch_size=1)
-        metrics["accuracy_unquantized"] = self._accuracy(self._predict(model, torch.float32))
-
-        quantized = quantization.apply(model, quant_cfg, ctx.device)
-        if quantized.note:
-            ctx.note(quantized.note)
-        ctx.note("flops are counted on the float model and ignore unstructured zeros")
-        predictions = self._predict(quantized.model, quantized.input_dtype)
-        metrics["accuracy"] = self._accuracy(predictions)
-        metrics["agreement"] = meters.agreement(predictions, parent_predictions)
-        metrics["accuracy_delta"] = metrics["accuracy"] - parent_accuracy
-        batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(quantized.input_dtype)
-        metrics |= meters.measure_model(lambda: quantized.model(batch), ctx.measure.batch_size, ctx)
-        metrics |= meters.size(quantized.model, sparse=True)
-        return metrics
+        loss = self._train(model, train_cfg, epochs, ctx, first_step=0)
+        batch = _measure_batch(self.test_x, ctx.measure.batch_size)
+        work = Workload(
+            predict=self._predict,
+            labels=self.test_y,
+            recover=lambda m, n: self._train(m, train_cfg, n, ctx, first_step=epochs),
+            forward=lambda m, dtype: lambda: m(batch.to(dtype)),
+            one_input=self.test_x[:1],
+        )
+        return compress_and_measure(model, config, ctx, work, started, loss)
 
     def _train(
         self,
@@ -184,17 +160,14 @@ class DigitsCNN(Task):
             mean_loss = total / seen
             model.eval()
             with ctx.compute_slot():
-                accuracy = self._accuracy(self._predict(model, torch.float32))
-            ctx.report(first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": accuracy})
+                held_out = accuracy(self._predict(model, torch.float32), self.test_y)
+            ctx.report(first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": held_out})
         return mean_loss
 
     def _predict(self, model: nn.Module, input_dtype: torch.dtype) -> torch.Tensor:
         """Predicted class of every held-out image."""
         with torch.inference_mode():
             return model(self.test_x.to(input_dtype)).argmax(dim=1)
-
-    def _accuracy(self, predictions: torch.Tensor) -> float:
-        return float((predictions == self.test_y).float().mean())
 
 
 def _with_defaults(values: Mapping[str, Any], knobs: tuple[Any, ...]) -> dict[str, Any]:

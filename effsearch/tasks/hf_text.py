@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from effsearch.errors import TaskError
-from effsearch.objectives import meters
 from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS
 from effsearch.registry import register
 from effsearch.spaces import architecture, peft, pruning, quantization, transformer_blocks
 from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks import text_data
 from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TaskSpec, TrialContext
+from effsearch.tasks.pipeline import Workload, accuracy, compress_and_measure
 
 BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
 HEAD_NAMES = ("classifier", "score")
@@ -183,7 +183,6 @@ class HFTextClassification(Task):
             d.name: config.get("training", {}).get(d.name, d.default)
             for d in self.families["training"]
         }
-        prune_cfg = config.get("pruning", {})
 
         model = self._fresh_model()
         layers = transformer_blocks.drop_top_layers(
@@ -192,50 +191,31 @@ class HFTextClassification(Task):
         adapted = peft.apply(model, peft_cfg, self.head)
         started = time.perf_counter()
         adapted.model.to(device)
-        loss = self._train(adapted.model, train_cfg, int(train_cfg["epochs"]), ctx, 0)
-        model = peft.merge(adapted.model).eval()
-        parent_predictions = self._predict(model, ctx)
-        parent_accuracy = self._accuracy(parent_predictions)
+        epochs = int(train_cfg["epochs"])
+        loss = self._train(adapted.model, train_cfg, epochs, ctx, 0)
+        model = peft.merge(adapted.model)
 
-        pruning.apply(model, prune_cfg, head_size=self.head_size)
-        finetune_epochs = int(prune_cfg.get("finetune_epochs", 0))
-        if finetune_epochs:
+        def recover(pruned: nn.Module, recovery_epochs: int) -> float:
             # Recovery updates every remaining weight, which needs a far smaller step than
             # adapters do (at adapter learning rates full fine-tuning diverges).
-            for parameter in model.parameters():
+            for parameter in pruned.parameters():
                 parameter.requires_grad_(True)
             recovery = {**train_cfg, "lr": float(train_cfg["lr"]) * RECOVERY_LR_SCALE}
-            loss = self._train(model, recovery, finetune_epochs, ctx, int(train_cfg["epochs"]))
-        pruning.finalize(model)
-        train_time_s = time.perf_counter() - started
-
-        model.eval()
-        one = {k: v[:1].to(device) for k, v in self.test_inputs.items()}
-        metrics: dict[str, float] = {
-            "train_time_s": train_time_s,
-            "final_train_loss": loss,
-            "trainable_params": float(adapted.trainable_params),
-            "encoder_layers": float(layers),
-        }
-        metrics |= meters.params(model)
-        metrics |= meters.flops(model, one, batch_size=1)
-        metrics["accuracy_unquantized"] = self._accuracy(self._predict(model, ctx))
-
-        quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
-        if quantized.note:
-            ctx.note(quantized.note)
-        if prune_cfg.get("method") == "semi_structured_24":
-            pruning.to_semi_structured(quantized.model)
-        ctx.note("flops are counted on the float model and ignore unstructured zeros")
-        predictions = self._predict(quantized.model, ctx)
-        metrics["accuracy"] = self._accuracy(predictions)
-        metrics["agreement"] = meters.agreement(predictions, parent_predictions)
-        metrics["accuracy_delta"] = metrics["accuracy"] - parent_accuracy
+            return self._train(pruned, recovery, recovery_epochs, ctx, epochs)
 
         size = ctx.measure.batch_size
         batch = {k: _first(v, size).to(device) for k, v in self.test_inputs.items()}
-        metrics |= meters.measure_model(lambda: quantized.model(**batch), size, ctx)
-        metrics |= meters.size(quantized.model, sparse=True)
+        work = Workload(
+            predict=lambda m, _dtype: self._predict(m, ctx),
+            labels=self.test_labels,
+            recover=recover,
+            forward=lambda m, _dtype: lambda: m(**batch),
+            one_input={k: v[:1].to(device) for k, v in self.test_inputs.items()},
+            head_size=self.head_size,
+        )
+        metrics = compress_and_measure(model, config, ctx, work, started, loss)
+        metrics["trainable_params"] = float(adapted.trainable_params)
+        metrics["encoder_layers"] = float(layers)
         return metrics
 
     def _fresh_model(self) -> nn.Module:
@@ -278,8 +258,8 @@ class HFTextClassification(Task):
                 seen += len(index)
             mean_loss = total / seen
             model.eval()
-            accuracy = self._accuracy(self._predict(model, ctx))
-            ctx.report(first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": accuracy})
+            held_out = accuracy(self._predict(model, ctx), self.test_labels)
+            ctx.report(first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": held_out})
         return mean_loss
 
     def _predict(self, model: nn.Module, ctx: TrialContext) -> torch.Tensor:
@@ -292,9 +272,6 @@ class HFTextClassification(Task):
                     logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
                 predictions.append(logits.argmax(dim=-1).cpu())
         return torch.cat(predictions)
-
-    def _accuracy(self, predictions: torch.Tensor) -> float:
-        return float((predictions == self.test_labels).float().mean())
 
 
 def _batches(inputs: Mapping[str, torch.Tensor], size: int) -> Iterator[dict[str, torch.Tensor]]:

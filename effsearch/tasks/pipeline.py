@@ -1,0 +1,86 @@
+"""The half of a trial every built-in task shares: from a trained model to its metrics.
+
+Order: predictions of the trained, uncompressed parent -> prune (+ recovery fine-tune) ->
+params and FLOPs of the float model -> quantize (and 2:4 kernels) -> accuracy and agreement
+with the parent -> latency, throughput, energy, memory (alone on the device) -> size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from effsearch.objectives import meters
+from effsearch.spaces import pruning, quantization
+from effsearch.tasks.base import Config, TrialContext
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the shared half needs from a task.
+
+    ``predict(model, input_dtype)`` gives the predicted label of every held-out example;
+    ``recover(model, epochs)`` fine-tunes a pruned model and returns its last training loss;
+    ``forward(model, input_dtype)`` returns a call that runs one measure batch.
+    """
+
+    predict: Callable[[nn.Module, torch.dtype], torch.Tensor]
+    labels: torch.Tensor
+    recover: Callable[[nn.Module, int], float]
+    forward: Callable[[nn.Module, torch.dtype], Callable[[], Any]]
+    one_input: Any  # one example (a tensor, or a dict of keyword tensors) for FLOPs and pruning
+    head_size: int | None = None
+
+
+def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((predictions == labels).float().mean())
+
+
+def compress_and_measure(
+    model: nn.Module,
+    config: Config,
+    ctx: TrialContext,
+    work: Workload,
+    started: float,
+    loss: float,
+) -> dict[str, float]:
+    """Compress the trained ``model`` as ``config`` says and measure it; see the module doc.
+
+    ``started`` is when training began (``time.perf_counter()``), ``loss`` its last loss.
+    """
+    prune_cfg = config.get("pruning", {})
+    model.eval()
+    parent = work.predict(model, torch.float32)
+    pruning.apply(model, prune_cfg, work.one_input, work.head_size)
+    recovery_epochs = int(prune_cfg.get("finetune_epochs", 0))
+    if recovery_epochs:
+        loss = work.recover(model, recovery_epochs)
+    pruning.finalize(model)
+    model.eval()
+    metrics: dict[str, float] = {
+        "train_time_s": time.perf_counter() - started,
+        "final_train_loss": loss,
+    }
+    metrics |= meters.params(model)
+    metrics |= meters.flops(model, work.one_input, batch_size=1)
+    metrics["accuracy_unquantized"] = accuracy(work.predict(model, torch.float32), work.labels)
+
+    quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
+    if quantized.note:
+        ctx.note(quantized.note)
+    if prune_cfg.get("method") == "semi_structured_24":
+        pruning.to_semi_structured(quantized.model)
+    ctx.note("flops are counted on the float model and ignore unstructured zeros")
+    predictions = work.predict(quantized.model, quantized.input_dtype)
+    metrics["accuracy"] = accuracy(predictions, work.labels)
+    metrics["agreement"] = meters.agreement(predictions, parent)
+    metrics["accuracy_delta"] = metrics["accuracy"] - accuracy(parent, work.labels)
+    forward = work.forward(quantized.model, quantized.input_dtype)
+    metrics |= meters.measure_model(forward, ctx.measure.batch_size, ctx)
+    metrics |= meters.size(quantized.model, sparse=True)
+    return metrics
