@@ -489,7 +489,6 @@ class _TaskInfo:
     builtin: str | None
     families: Mapping[str, tuple[KnobDecl, ...]] | None
     metrics: tuple[str, ...] | None
-    baseline: Mapping[str, Mapping[str, Any]] | None
     #: metrics the task measures on other devices only: name -> those devices
     elsewhere: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -525,7 +524,7 @@ def _validate_task(
         except TaskError as exc:
             out.add(("task", "entrypoint"), str(exc))
         metrics = tuple(task.metrics) if task.metrics is not None else None
-        return _TaskInfo(None, None, metrics, None)
+        return _TaskInfo(None, None, metrics)
     assert task.builtin is not None
     if task.builtin not in names("task"):
         out.add(
@@ -563,7 +562,6 @@ def _validate_task(
         task.builtin,
         cls.families,
         tuple(m.name for m in infos if kind in m.devices),
-        cls.baseline,
         {m.name: m.devices for m in infos if kind not in m.devices},
     )
 
