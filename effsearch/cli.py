@@ -245,7 +245,8 @@ def _execute(recipe: Any, run_dir: Path, resume: bool) -> None:
 
 def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> None:
     from effsearch.report import results
-    from effsearch.search.pareto import hypervolume
+    from effsearch.search import records
+    from effsearch.search.pareto import fixed_reference, hypervolume
 
     counts = results.counts(study)
     parts = [f"{counts.get(state, 0)} {state.lower()}" for state in ("COMPLETE", "FAIL")]
@@ -256,13 +257,17 @@ def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> N
     baseline = results.baseline_line(recipe, study)
     if baseline:
         console.print(baseline, markup=False)
-    volume = hypervolume(study.get_trials(deepcopy=False), recipe.objectives, recipe.constraints)
-    if volume.value is not None:
-        how = "inferred from the trials" if volume.inferred else "from the recipe"
-        ref = ", ".join(results.format_value(v) for v in volume.reference_point or [])
+    reference = fixed_reference(study, recipe.objectives, recipe.constraints, store=False)
+    volume = hypervolume(study.get_trials(deepcopy=False), recipe.objectives, reference)
+    if reference is not None and volume is not None:
+        ref = ", ".join(results.format_value(v) for v in reference.values)
         console.print(
-            f"hypervolume {volume.value:.4g} (reference point [{ref}], {how})", markup=False
+            f"hypervolume {volume:.4g} (reference point [{ref}], {reference.source})",
+            markup=False,
         )
+    stopped = study.user_attrs.get(records.STUDY_STOPPED_EARLY)
+    if stopped:
+        console.print(f"stopped early: {stopped}", markup=False)
     failures = results.failures_table(study)
     if failures is not None:
         console.print(failures)

@@ -75,9 +75,18 @@ class ExecutionSection(_Section):
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
 
 
+class StallSection(_Section):
+    """Stop when the last ``trials`` finished trials raised the hypervolume by less than
+    ``min_improvement`` (relative)."""
+
+    trials: int = Field(ge=1, le=100_000)
+    min_improvement: float = Field(0.001, ge=0.0, le=1.0)
+
+
 class BudgetSection(_Section):
     trials: int | None = Field(None, ge=1, le=1_000_000)
     wall_minutes: float | None = Field(None, gt=0)
+    stop_when_stalled: StallSection | None = None
 
 
 class MeasureSection(_Section):

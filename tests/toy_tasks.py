@@ -116,3 +116,8 @@ def interrupts_once(config: Config, ctx: Any) -> dict[str, float]:
             marker.write_text("interrupted")
             os.kill(os.getpid(), signal.SIGINT)
     return zdt1(config)
+
+
+def constant(config: Config) -> dict[str, float]:
+    """The same point whatever the configuration: the hypervolume can never grow."""
+    return {"f1": 0.5, "f2": 0.5}

@@ -62,6 +62,9 @@ class View(ABC):
     def tick(self, running: Sequence[int]) -> None:  # noqa: B027
         """Called every poll; a live view refreshes here."""
 
+    def hypervolume(self, value: float) -> None:  # noqa: B027
+        """The run's hypervolume after the latest finished trials."""
+
     @abstractmethod
     def message(self, text: str) -> None: ...
 
@@ -119,6 +122,7 @@ class LiveView(LineView):
         self.task_id = self.progress.add_task("trials", total=None)
         self.failures = 0
         self.last_failure = ""
+        self.volume: float | None = None
         self.running: Sequence[int] = ()
         self.front: Any = Text("")
         self.live = Live(console=console, refresh_per_second=4, transient=True)
@@ -135,6 +139,8 @@ class LiveView(LineView):
         status = Text(
             f"running: {', '.join(map(str, self.running)) or '–'}   failed: {self.failures}"
         )
+        if self.volume is not None:
+            status.append(f"   hypervolume: {self.volume:.4g}")
         if self.last_failure:
             status.append(f"   last failure: {self.last_failure}", style="red")
         self.live.update(Group(self.progress, status, self.front))
@@ -155,6 +161,9 @@ class LiveView(LineView):
     def tick(self, running: Sequence[int]) -> None:
         self.running = running
         self._draw()
+
+    def hypervolume(self, value: float) -> None:
+        self.volume = value
 
     def message(self, text: str) -> None:
         self.live.console.print(text)

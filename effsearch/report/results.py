@@ -12,7 +12,13 @@ from rich.table import Table
 
 from effsearch.recipe import Recipe
 from effsearch.search import records
-from effsearch.search.pareto import hypervolume, is_feasible, pareto_front
+from effsearch.search.pareto import (
+    fixed_reference,
+    hypervolume,
+    hypervolume_history,
+    is_feasible,
+    pareto_front,
+)
 from effsearch.spaces.knobs import Knob
 
 
@@ -51,7 +57,7 @@ def trial_record(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
 def show_document(recipe: Recipe, study: optuna.Study) -> dict[str, Any]:
     """The ``show --json`` document (DESIGN.md, public contract)."""
     trials = study.get_trials(deepcopy=False)
-    volume = hypervolume(trials, recipe.objectives, recipe.constraints)
+    reference = fixed_reference(study, recipe.objectives, recipe.constraints, store=False)
     optimizer = study.user_attrs.get(records.STUDY_OPTIMIZER, {})
     return {
         "name": recipe.name,
@@ -60,9 +66,11 @@ def show_document(recipe: Recipe, study: optuna.Study) -> dict[str, Any]:
         "optimizer": optimizer,
         "trials": [trial_record(recipe, t) for t in trials],
         "pareto": [t.number for t in pareto_front(study)],
-        "hypervolume": volume.value,
-        "reference_point": volume.reference_point,
-        "reference_point_inferred": volume.inferred,
+        "hypervolume": hypervolume(trials, recipe.objectives, reference),
+        "reference_point": reference.values if reference else None,
+        "reference_point_source": reference.source if reference else None,
+        "hypervolume_history": hypervolume_history(trials, recipe.objectives, reference),
+        "stopped_early": study.user_attrs.get(records.STUDY_STOPPED_EARLY),
     }
 
 

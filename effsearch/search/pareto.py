@@ -1,15 +1,19 @@
-"""Pareto set and hypervolume of a study, directions handled in one place.
+"""Pareto set, reference point and hypervolume of a study, directions handled in one place.
 
 Internally every objective is a loss (maximized ones negated), as Optuna's hypervolume expects.
-The reference point per objective comes from the recipe (the objective's ``ref``, else a
-constraint limit on the same metric), else it is inferred from the finished trials as the worst
-feasible value pushed out by 10 % of the observed range, and reported as inferred.
+
+The reference point is fixed once per run and stored on the study, so hypervolumes of one run
+are comparable over time. Per objective it comes from the recipe (the objective's ``ref``, else
+a constraint limit on the same metric); objectives without one are inferred from the first
+``INFER_FROM`` feasible finished trials (by trial number) as their worst value pushed out by
+10 % of their range. Until those trials exist there is no reference point and no hypervolume.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import optuna
@@ -17,6 +21,13 @@ from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
 
 from effsearch.recipe import Constraint, ObjectiveSection
+
+STUDY_REFERENCE = "effsearch_reference_point"
+
+
+def infer_from(n_objectives: int) -> int:
+    """How many feasible finished trials an inferred reference point is taken from."""
+    return max(5, 2 * n_objectives)
 
 
 def signs(objectives: Sequence[ObjectiveSection]) -> np.ndarray:
@@ -38,51 +49,107 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
 
 
 @dataclass(frozen=True)
-class Hypervolume:
-    value: float | None
-    reference_point: list[float] | None  # in the objectives' own units and directions
-    inferred: bool
+class Reference:
+    """A reference point in the objectives' own units, and where it came from."""
+
+    values: list[float]
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"values": self.values, "source": self.source}
+
+
+def reference_point(
+    trials: Sequence[FrozenTrial],
+    objectives: Sequence[ObjectiveSection],
+    constraints: Sequence[Constraint],
+) -> Reference | None:
+    """The reference point the rule above gives for these trials (None: not yet known)."""
+    bounds = [_recipe_bound(o, constraints) for o in objectives]
+    if all(b is not None for b in bounds):
+        return Reference([float(b) for b in bounds if b is not None], "recipe")
+    first = sorted(feasible_complete(trials), key=lambda t: t.number)[: infer_from(len(objectives))]
+    if len(first) < infer_from(len(objectives)):
+        return None
+    values: list[float] = []
+    for i, (objective, bound) in enumerate(zip(objectives, bounds, strict=True)):
+        if bound is None:
+            column = np.array([t.values[i] for t in first], dtype=float)
+            spread = float(column.max() - column.min()) or max(abs(float(column[0])), 1.0)
+            if objective.direction == "minimize":
+                bound = float(column.max() + 0.1 * spread)
+            else:
+                bound = float(column.min() - 0.1 * spread)
+        values.append(float(bound))
+    numbers = ", ".join(str(t.number) for t in first)
+    return Reference(values, f"inferred from trials {numbers}")
+
+
+def fixed_reference(
+    study: optuna.Study,
+    objectives: Sequence[ObjectiveSection],
+    constraints: Sequence[Constraint],
+    store: bool,
+) -> Reference | None:
+    """The run's reference point: the stored one, else the rule's (stored if ``store``)."""
+    stored = study.user_attrs.get(STUDY_REFERENCE)
+    if stored is not None:
+        return Reference(list(stored["values"]), str(stored["source"]))
+    reference = reference_point(study.get_trials(deepcopy=False), objectives, constraints)
+    if reference is not None and store:
+        study.set_user_attr(STUDY_REFERENCE, reference.as_dict())
+    return reference
 
 
 def hypervolume(
     trials: Sequence[FrozenTrial],
     objectives: Sequence[ObjectiveSection],
-    constraints: Sequence[Constraint],
-) -> Hypervolume:
-    """Hypervolume dominated by the feasible complete trials (None when there are none)."""
+    reference: Reference | None,
+) -> float | None:
+    """Hypervolume dominated by the feasible complete trials (None without a reference)."""
+    if reference is None:
+        return None
     points = feasible_complete(trials)
+    if not points:
+        return 0.0
     sign = signs(objectives)
-    reference, inferred = reference_point(points, objectives, constraints)
-    if reference is None or not points:
-        return Hypervolume(None, reference, inferred)
     losses = np.array([t.values for t in points], dtype=float) * sign
-    ref_loss = np.array(reference) * sign
+    ref_loss = np.array(reference.values) * sign
     inside = losses[np.all(losses <= ref_loss, axis=1)]
-    value = float(compute_hypervolume(inside, ref_loss)) if len(inside) else 0.0
-    return Hypervolume(value, reference, inferred)
+    return float(compute_hypervolume(inside, ref_loss)) if len(inside) else 0.0
 
 
-def reference_point(
-    points: Sequence[FrozenTrial],
+def hypervolume_history(
+    trials: Sequence[FrozenTrial],
     objectives: Sequence[ObjectiveSection],
-    constraints: Sequence[Constraint],
-) -> tuple[list[float] | None, bool]:
-    """``(reference point, inferred?)``; None when neither the recipe nor trials give one."""
-    reference: list[float] = []
-    inferred = False
-    for i, objective in enumerate(objectives):
-        bound = _recipe_bound(objective, constraints)
-        if bound is None:
-            if not points:
-                return None, True
-            values = np.array([t.values[i] for t in points], dtype=float)
-            spread = float(values.max() - values.min()) or max(abs(float(values[0])), 1.0)
-            worst = values.max() if objective.direction == "minimize" else values.min()
-            step = 0.1 * spread
-            bound = float(worst + step if objective.direction == "minimize" else worst - step)
-            inferred = True
-        reference.append(bound)
-    return reference, inferred
+    reference: Reference | None,
+) -> list[dict[str, float]]:
+    """Hypervolume after each finished trial, in the order the trials finished."""
+    if reference is None:
+        return []
+    finished = sorted(
+        (t for t in trials if t.state.is_finished() and t.datetime_complete is not None),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    history: list[dict[str, float]] = []
+    for count in range(1, len(finished) + 1):
+        volume = hypervolume(finished[:count], objectives, reference)
+        history.append(
+            {"finished": count, "trial": finished[count - 1].number, "hypervolume": volume or 0.0}
+        )
+    return history
+
+
+def stalled(history: Sequence[dict[str, float]], window: int, min_improvement: float) -> bool:
+    """Whether the last ``window`` finished trials raised the hypervolume by less than
+    ``min_improvement`` (relative to its value before them)."""
+    if len(history) <= window:
+        return False
+    before = history[-window - 1]["hypervolume"]
+    now = history[-1]["hypervolume"]
+    if before <= 0:
+        return False
+    return (now - before) / before < min_improvement
 
 
 def _recipe_bound(objective: ObjectiveSection, constraints: Sequence[Constraint]) -> float | None:

@@ -21,6 +21,7 @@ MEASURED_ON = "measured_on"
 STUDY_FINGERPRINT = "effsearch_fingerprint"
 STUDY_OPTIMIZER = "effsearch_optimizer"
 STUDY_WALL_S = "effsearch_wall_s_used"
+STUDY_STOPPED_EARLY = "effsearch_stopped_early"
 
 
 def counted_trials(trials: Sequence[FrozenTrial]) -> int:

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from effsearch.errors import ResumeError
 from effsearch.recipe import RESUMABLE_FIELDS, Recipe, differences
-from effsearch.search import records
+from effsearch.search import pareto, records
 from effsearch.search import storage as storage_mod
 from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
@@ -149,6 +149,46 @@ def check_resumable(frozen: Recipe, recipe: Recipe) -> None:
         )
 
 
+class _HypervolumeTracker:
+    """The run's hypervolume after each finished trial, against its fixed reference point."""
+
+    def __init__(self, recipe: Recipe, study: optuna.Study) -> None:
+        self.recipe = recipe
+        self.study = study
+        self.reference = pareto.fixed_reference(
+            study, recipe.objectives, recipe.constraints, store=True
+        )
+        trials = study.get_trials(deepcopy=False)
+        self.history = [
+            h["hypervolume"]
+            for h in pareto.hypervolume_history(trials, recipe.objectives, self.reference)
+        ]
+
+    def update(self, finished: int) -> float | None:
+        """Record ``finished`` more finished trials; the hypervolume now (None: no reference)."""
+        if self.reference is None:
+            self.reference = pareto.fixed_reference(
+                self.study, self.recipe.objectives, self.recipe.constraints, store=True
+            )
+        trials = self.study.get_trials(deepcopy=False)
+        volume = pareto.hypervolume(trials, self.recipe.objectives, self.reference)
+        if volume is not None:
+            self.history.extend([volume] * finished)
+        return volume
+
+    def stall_reason(self) -> str | None:
+        rule = self.recipe.budget.stop_when_stalled
+        if rule is None:
+            return None
+        history = [{"hypervolume": v} for v in self.history]
+        if not pareto.stalled(history, rule.trials, rule.min_improvement):
+            return None
+        return (
+            f"the hypervolume rose by less than {rule.min_improvement:.2%} over the last "
+            f"{rule.trials} finished trials (budget.stop_when_stalled)"
+        )
+
+
 class Runner:
     """Runs one search; see the module docstring for the order of events."""
 
@@ -223,12 +263,15 @@ class Runner:
     ) -> None:
         trials = study.get_trials(deepcopy=False)
         counted = records.counted_trials(trials)
+        tracker = _HypervolumeTracker(self.recipe, study)
         self.view.start(study, total=budget.trials, counted=counted)
+        stalled = False
         while self._stop_signal is None:
             while (
                 executor.free_slots() > 0
                 and budget.allows(counted, len(self._pending))
                 and self._stop_signal is None
+                and not stalled
             ):
                 self._launch(study, executor)
             if not self._pending:
@@ -239,6 +282,14 @@ class Runner:
                 counted += 1
             if outcomes:
                 study.set_user_attr(records.STUDY_WALL_S, budget.wall_used_s())
+                volume = tracker.update(len(outcomes))
+                if volume is not None:
+                    self.view.hypervolume(volume)
+                why = tracker.stall_reason()
+                if why and not stalled:
+                    stalled = True
+                    study.set_user_attr(records.STUDY_STOPPED_EARLY, why)
+                    self.view.message(f"stopping early: {why}; finishing the trials in flight")
             self.view.tick(running=sorted(self._pending))
 
     def _launch(self, study: optuna.Study, executor: Executor) -> None:
