@@ -229,3 +229,24 @@ def test_unknown_optimizer_lists_the_known_ones():
     message = info.value.args[0]
     assert "unknown optimizer 'nsgaa2'. Did you mean 'nsga2'?" in message
     assert f"Known: {', '.join(OPTIMIZERS)}" in message
+
+
+def test_dynamic_nsga2_population_doubles_every_tau_evaluations_up_to_mu():
+    from effsearch.search.dynamic_nsga2 import population_at
+
+    sizes = [population_at(n, tau=10, mu=20) for n in (0, 9, 10, 19, 20, 29, 30, 1000)]
+    assert sizes == [4, 4, 8, 8, 16, 16, 20, 20]
+
+
+def test_dynamic_nsga2_runs_small_generations_first():
+    from effsearch.search.dynamic_nsga2 import DynamicNSGAIISampler
+
+    sampler = DynamicNSGAIISampler(seed=0, tau=8, mu=16)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)),
+                   n_trials=40)
+    key = sampler._get_generation_key()
+    generations = [t.system_attrs[key] for t in study.trials]
+    sizes = [generations.count(g) for g in sorted(set(generations))]
+    assert sizes[:4] == [4, 4, 8, 16]  # 4 for the first 8 evaluations, then doubling
+    assert [sampler.generation_size(g) for g in range(5)] == [4, 4, 8, 16, 16]

@@ -103,6 +103,15 @@ def _nsga2(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
     return optuna.samplers.NSGAIISampler(seed=request.seed, **options)
 
 
+@register("optimizer", "nsga2_dynamic")
+def _nsga2_dynamic(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
+    from effsearch.search.dynamic_nsga2 import DynamicNSGAIISampler
+
+    mu = _population(request)
+    options = {"mu": mu, "tau": max(4, mu // 2), **request.options}
+    return DynamicNSGAIISampler(seed=request.seed, **options)
+
+
 @register("optimizer", "nsga3")
 def _nsga3(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
     options = {"population_size": _population(request), **request.options}
