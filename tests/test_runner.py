@@ -528,3 +528,43 @@ def test_a_search_on_local_workers_survives_trials_that_kill_their_worker(
     expected = toy_tasks.zdt1_values(xs(study.trials[2]))
     assert study.trials[2].values == pytest.approx([expected["f1"], expected["f2"]])
     assert study.trials[2].user_attrs[records.METRICS] == pytest.approx(expected)
+
+
+CHEAP_FIRST_RECIPE = """\
+name: cheap-first
+task: {builtin: digits-cnn}
+space:
+  architecture: {width_mult: {float: [0.1, 1.0]}, depth: 1}
+  training: {epochs: 1}
+objectives:
+  - {metric: accuracy, direction: maximize}
+  - {metric: latency_ms, direction: minimize}
+constraints: ["size_mb <= 0.1"]
+measure: {batch_size: 4, warmup: 1, repeats: 3}
+optimizer: {name: random}
+execution: {executor: inline}
+budget: {trials: 10}
+"""
+
+
+def test_configurations_breaking_a_size_limit_are_rejected_before_training(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "r.yaml").write_text(CHEAP_FIRST_RECIPE)
+    result = run(load_recipe(tmp_path / "r.yaml"), tmp_path / "run")
+
+    trials = result.study.get_trials()
+    rejected = [t for t in trials if records.REJECTED in t.user_attrs]
+    trained = [t for t in trials if "train_time_s" in t.user_attrs.get(records.METRICS, {})]
+    assert rejected and trained  # widths 0.1-1.0 straddle the 0.1 MB limit
+    for trial in rejected:
+        metrics = trial.user_attrs[records.METRICS]
+        assert metrics["size_mb"] > 0.1
+        assert "train_time_s" not in metrics and "accuracy" not in metrics
+        assert "rejected before training: size_mb" in trial.user_attrs[records.REJECTED]
+    told = [t for t in rejected if t.state == TrialState.COMPLETE]
+    assert told  # every rejection after the first measured trial
+    for trial in told:  # the optimizer saw them as infeasible, with the worst values so far
+        assert trial.constraints["size_mb <= 0.1"] > 0
+    assert not {t.number for t in rejected} & {t.number for t in pareto_front(result.study)}
+    assert counted(result.study) == 10

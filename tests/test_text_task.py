@@ -288,3 +288,22 @@ def test_cuda_only_pruning_is_refused_for_a_cpu_recipe(tmp_path, local_model):
     )
     with pytest.raises(RecipeError, match="'semi_structured_24' runs on cuda only"):
         load_recipe(recipe)
+
+
+def test_text_precheck_gives_the_deployed_size_without_training(local_model):
+    folder, data = local_model
+    task = HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
+                                label_column="topic", max_length=8, train_samples=None)
+    config = {
+        "architecture": {"drop_layers": 1},
+        "peft": {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
+                 "adapted_fraction": 1.0},
+        "training": {"lr": 1e-3, "epochs": 1, "batch_size": 8},
+        "pruning": {"method": "heads_ffn", "sparsity": 0.5, "finetune_epochs": 0},
+        "quantization": {"scheme": "bf16"},
+    }
+    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3))
+    early = task.precheck(config, ctx)
+    measured = task.run(config, ctx)
+    for name in ("params", "flops", "size_mb"):
+        assert early[name] == pytest.approx(measured[name], rel=1e-6), name

@@ -17,6 +17,7 @@ DURATION = "duration_s"
 HISTORY = "history"
 NOTES = "notes"
 MEASURED_ON = "measured_on"
+REJECTED = "rejected_before_training"
 # Study user attributes.
 STUDY_FINGERPRINT = "effsearch_fingerprint"
 STUDY_OPTIMIZER = "effsearch_optimizer"

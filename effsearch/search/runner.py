@@ -307,6 +307,7 @@ class Runner:
             measure=self.recipe.measure_settings,
             trial_dir=str(trial_dir),
             device=self.recipe.execution.device,
+            constraints=self.recipe.constraints,
         )
         self._pending[trial.number] = trial
         executor.submit(job)
@@ -324,6 +325,12 @@ class Runner:
             trial.set_user_attr(records.NOTES, outcome.notes)
         if outcome.measured_on:
             trial.set_user_attr(records.MEASURED_ON, outcome.measured_on)
+        if outcome.rejected and self._tell_rejected(study, trial, outcome):
+            result.completed_now += 1
+            self.view.trial_failed(
+                outcome.number, outcome.reason, self.run_dir.trial_dir(outcome.number)
+            )
+            return
         reason = outcome.reason if not outcome.ok else self._missing_metric(outcome.metrics)
         if reason:
             self._fail(study, trial, reason, interrupted=interrupted)
@@ -338,6 +345,43 @@ class Runner:
         study.tell(trial, values)
         result.completed_now += 1
         self.view.trial_completed(study, outcome.number, values)
+
+    def _tell_rejected(
+        self, study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome
+    ) -> bool:
+        """Tell the optimizer about a configuration rejected before training.
+
+        It is recorded as an infeasible COMPLETE trial (its constraint violations as measured
+        before training; constraints on metrics not measured count as met) with imputed
+        objective values: the worst each objective has reached so far. Samplers that model
+        constraints learn to avoid the region; the trial can never be on the Pareto set.
+        Returns False (record it as failed instead) while no trial has values to impute from.
+        """
+        worst = self._worst_values(study)
+        if worst is None:
+            return False
+        trial.set_user_attr(records.REJECTED, outcome.reason)
+        for constraint in self.recipe.constraints:
+            value = outcome.metrics.get(constraint.metric)
+            trial.set_constraint(
+                str(constraint), constraint.violation(value) if value is not None else 0.0
+            )
+        study.tell(trial, worst)
+        return True
+
+    def _worst_values(self, study: optuna.Study) -> list[float] | None:
+        measured = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if records.REJECTED not in t.user_attrs
+        ]
+        if not measured:
+            return None
+        worst = []
+        for i, objective in enumerate(self.recipe.objectives):
+            column = [t.values[i] for t in measured]
+            worst.append(max(column) if objective.direction == "minimize" else min(column))
+        return worst
 
     def _missing_metric(self, metrics: Mapping[str, float]) -> str:
         needed = [o.metric for o in self.recipe.objectives] + [

@@ -110,6 +110,12 @@ class Task(ABC):
         """Problems with ``options`` found without running anything (missing files, ...)."""
         return []
 
+    def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
+        """Metrics that follow from the configuration alone (size, params, FLOPs of the built,
+        untrained model), computed before ``run``; a trial that breaks a constraint on them is
+        rejected without training. The default knows none."""
+        return {}
+
     @abstractmethod
     def run(self, config: Config, ctx: TrialContext) -> Metrics:
         """Build, train, compress and measure one configuration; return its metrics."""

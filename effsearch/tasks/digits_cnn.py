@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from effsearch.objectives import meters
 from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS
 from effsearch.registry import register
 from effsearch.spaces import architecture, pruning, quantization, training
@@ -130,6 +131,19 @@ class DigitsCNN(Task):
             one_input=self.test_x[:1],
         )
         return compress_and_measure(model, config, ctx, work, started, loss)
+
+    def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
+        """Size, params and FLOPs of the configuration, from the untrained model: pruning and
+        quantization give the same shapes and formats whatever the weights."""
+        arch = _with_defaults(config.get("architecture", {}), architecture.KNOBS)
+        model = build_model(float(arch["width_mult"]), int(arch["depth"]))
+        one_image = self.test_x[:1]
+        pruning.apply(model, config.get("pruning", {}), one_image)
+        pruning.finalize(model)
+        model.eval()
+        metrics = meters.params(model) | meters.flops(model, one_image, batch_size=1)
+        quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
+        return metrics | meters.size(quantized.model, sparse=True)
 
     def _train(
         self,

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from effsearch.errors import TaskError
+from effsearch.objectives import meters
 from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS
 from effsearch.registry import register
 from effsearch.spaces import architecture, peft, pruning, quantization, transformer_blocks
@@ -217,6 +218,25 @@ class HFTextClassification(Task):
         metrics["trainable_params"] = float(adapted.trainable_params)
         metrics["encoder_layers"] = float(layers)
         return metrics
+
+    def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
+        """Size, params and FLOPs from the untrained configuration: layer dropping, structural
+        pruning and quantization give the same shapes and formats whatever the weights (merged
+        adapters add none). 2:4 kernels compress differently: its size is left to the trial."""
+        device = torch.device(ctx.device)
+        model = copy.deepcopy(self.pretrained).to(device).eval()
+        transformer_blocks.drop_top_layers(
+            model, int(config.get("architecture", {}).get("drop_layers", 0))
+        )
+        prune_cfg = config.get("pruning", {})
+        pruning.apply(model, prune_cfg, head_size=self.head_size)
+        pruning.finalize(model)
+        one = {k: v[:1].to(device) for k, v in self.test_inputs.items()}
+        metrics = meters.params(model) | meters.flops(model, one, batch_size=1)
+        if prune_cfg.get("method") == "semi_structured_24":
+            return metrics
+        quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
+        return metrics | meters.size(quantized.model, sparse=True)
 
     def _fresh_model(self) -> nn.Module:
         model = copy.deepcopy(self.pretrained)

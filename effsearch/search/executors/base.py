@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from effsearch.objectives.slots import DeviceSlots
+from effsearch.recipe import Constraint
 from effsearch.tasks.base import MeasureSettings, TaskSpec, TrialContext
 
 
@@ -36,13 +37,16 @@ class TrialJob:
     measure: MeasureSettings
     trial_dir: str
     device: str = "cpu"
+    constraints: tuple[Constraint, ...] = ()
 
 
 @dataclass
 class TrialOutcome:
     """What came back from one trial.
 
-    ``measured_on`` says where: host, device name, torch version, threads.
+    ``measured_on`` says where: host, device name, torch version, threads. ``rejected`` means
+    the configuration broke a constraint on metrics known before training (``metrics`` holds
+    those), so nothing was trained.
     """
 
     number: int
@@ -53,6 +57,7 @@ class TrialOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     measured_on: dict[str, str] = field(default_factory=dict)
+    rejected: bool = False
 
 
 class Executor(ABC):
@@ -111,7 +116,17 @@ def run_job(job: TrialJob) -> TrialOutcome:
             "torch_threads": str(job.threads),
         }
         task = build_task(job.task)
-        outcome.metrics = check_metrics(task.run(job.config, ctx))
+        early = check_metrics(task.precheck(job.config, ctx)) if job.constraints else {}
+        broken = [
+            c for c in job.constraints if c.metric in early and c.violation(early[c.metric]) > 0
+        ]
+        if broken:
+            outcome.ok, outcome.rejected, outcome.metrics = False, True, early
+            outcome.reason = "rejected before training: " + "; ".join(
+                f"{c.metric} = {early[c.metric]:.4g} breaks {c}" for c in broken
+            )
+        else:
+            outcome.metrics = check_metrics(task.run(job.config, ctx))
     except (Exception, SystemExit) as exc:  # a trial may fail in any way; it is recorded
         traceback.print_exc()
         outcome.ok = False
