@@ -89,6 +89,14 @@ class BudgetSection(_Section):
     stop_when_stalled: StallSection | None = None
 
 
+class EarlyStoppingSection(_Section):
+    """Stop unpromising trials at rungs ``min_step * eta**k`` of their reported steps."""
+
+    method: Literal["successive_halving"] = "successive_halving"
+    min_step: int = Field(1, ge=1)
+    eta: int = Field(3, ge=2, le=100)
+
+
 class MeasureSection(_Section):
     batch_size: int = Field(32, ge=1, le=65536)
     warmup: int = Field(5, ge=0, le=100_000)
@@ -109,6 +117,7 @@ _SECTIONS: dict[str, tuple[Any, bool]] = {
     "storage": (str | None, False),
     "measure": (MeasureSection, False),
     "baseline": (bool, False),
+    "early_stopping": (EarlyStoppingSection | None, False),
 }
 _DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -119,6 +128,7 @@ _DEFAULTS: dict[str, Any] = {
     "storage": None,
     "measure": MeasureSection(),
     "baseline": True,
+    "early_stopping": None,
 }
 
 #: Top-level fields that may change when a run is resumed; any other change invalidates trials.
@@ -156,6 +166,7 @@ class Recipe:
     storage: str | None
     measure: MeasureSection
     baseline: bool
+    early_stopping: EarlyStoppingSection | None
     data: Mapping[str, Any]
     source: str
     recipe_dir: str
@@ -393,6 +404,7 @@ def validate(
         storage=sections["storage"],
         measure=sections["measure"],
         baseline=sections["baseline"],
+        early_stopping=sections["early_stopping"],
         data=data,
         source=source,
         recipe_dir=recipe_dir,

@@ -62,6 +62,10 @@ class View(ABC):
     def tick(self, running: Sequence[int]) -> None:  # noqa: B027
         """Called every poll; a live view refreshes here."""
 
+    def trial_stopped(self, number: int, reason: str) -> None:
+        """A trial was stopped early (it is recorded as PRUNED)."""
+        self.message(f"trial {number} {reason}")
+
     def hypervolume(self, value: float) -> None:  # noqa: B027
         """The run's hypervolume after the latest finished trials."""
 
@@ -99,6 +103,10 @@ class LineView(View):
         self.console.print(
             f"{self._progress()} trial {number} failed: {reason} ({trial_dir / 'log.txt'})"
         )
+
+    def trial_stopped(self, number: int, reason: str) -> None:
+        self.counted += 1
+        self.console.print(f"{self._progress()} trial {number} {reason}")
 
     def message(self, text: str) -> None:
         self.console.print(text)
@@ -160,6 +168,11 @@ class LiveView(LineView):
 
     def tick(self, running: Sequence[int]) -> None:
         self.running = running
+        self._draw()
+
+    def trial_stopped(self, number: int, reason: str) -> None:
+        self.counted += 1
+        self.progress.advance(self.task_id)
         self._draw()
 
     def hypervolume(self, value: float) -> None:

@@ -48,7 +48,14 @@ def trial_record(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
     }
     if trial.state == TrialState.FAIL:
         record["fail_reason"] = trial.user_attrs.get(records.FAIL_REASON, "unknown")
-    for key in (records.RETRY_OF, records.NOTES, records.MEASURED_ON, records.REJECTED):
+    for key in (
+        records.RETRY_OF,
+        records.NOTES,
+        records.MEASURED_ON,
+        records.REJECTED,
+        records.STOPPED,
+        records.HISTORY,
+    ):
         if key in trial.user_attrs:
             record[key] = trial.user_attrs[key]
     return record

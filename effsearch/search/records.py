@@ -18,6 +18,7 @@ HISTORY = "history"
 NOTES = "notes"
 MEASURED_ON = "measured_on"
 REJECTED = "rejected_before_training"
+STOPPED = "stopped_early"
 # Study user attributes.
 STUDY_FINGERPRINT = "effsearch_fingerprint"
 STUDY_OPTIMIZER = "effsearch_optimizer"

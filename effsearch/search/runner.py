@@ -29,7 +29,9 @@ from effsearch.errors import ResumeError
 from effsearch.recipe import RESUMABLE_FIELDS, Recipe, differences
 from effsearch.search import pareto, records
 from effsearch.search import storage as storage_mod
+from effsearch.search.early_stopping import SuccessiveHalving
 from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
+from effsearch.search.executors.base import Decide
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.search.rundir import RunDir
 from effsearch.spaces.knobs import KnobDecl
@@ -243,6 +245,7 @@ class Runner:
                 workers=recipe.execution.workers,
                 trial_timeout_s=recipe.execution.trial_timeout_s,
                 threads=recipe.execution.threads_per_trial,
+                decide=self._early_stopping(study),
             )
             try:
                 with self._signals():
@@ -308,6 +311,7 @@ class Runner:
             trial_dir=str(trial_dir),
             device=self.recipe.execution.device,
             constraints=self.recipe.constraints,
+            early_stopping=self.recipe.early_stopping is not None,
         )
         self._pending[trial.number] = trial
         executor.submit(job)
@@ -325,6 +329,11 @@ class Runner:
             trial.set_user_attr(records.NOTES, outcome.notes)
         if outcome.measured_on:
             trial.set_user_attr(records.MEASURED_ON, outcome.measured_on)
+        if outcome.stopped:
+            trial.set_user_attr(records.STOPPED, outcome.reason)
+            study.tell(trial, state=TrialState.PRUNED)
+            self.view.trial_stopped(outcome.number, outcome.reason)
+            return
         if outcome.rejected and self._tell_rejected(study, trial, outcome):
             result.completed_now += 1
             self.view.trial_failed(
@@ -345,6 +354,16 @@ class Runner:
         study.tell(trial, values)
         result.completed_now += 1
         self.view.trial_completed(study, outcome.number, values)
+
+    def _early_stopping(self, study: optuna.Study) -> Decide | None:
+        """The early-stopping rule, its rungs rebuilt from the reports of earlier trials."""
+        rule = self.recipe.early_stopping
+        if rule is None:
+            return None
+        halving = SuccessiveHalving(self.recipe.objectives, rule.min_step, rule.eta)
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        halving.replay((t.number, t.user_attrs.get(records.HISTORY, [])) for t in finished)
+        return halving.observe
 
     def _tell_rejected(
         self, study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome

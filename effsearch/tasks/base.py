@@ -26,6 +26,13 @@ Config = Mapping[str, Mapping[str, Any]]
 Metrics = dict[str, float]
 
 
+class StopTrial(BaseException):
+    """Raised inside ``TrialContext.report`` when the search stops this trial early.
+
+    A BaseException, so a task's own ``except Exception`` does not swallow it.
+    """
+
+
 @dataclass(frozen=True)
 class MeasureSettings:
     """How hardware cost is measured: batch size of the timed input, warm-up and timed repeats."""
@@ -67,7 +74,10 @@ class TrialContext:
         return self.slots.measure() if self.slots is not None else nullcontext()
 
     def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Record intermediate ``metrics`` at ``step`` (an epoch, a number of samples, ...)."""
+        """Record intermediate ``metrics`` at ``step`` (an epoch, a number of samples, ...).
+
+        With early stopping on, this may raise :class:`StopTrial`: let it propagate.
+        """
         entry = {"step": float(step), **{k: float(v) for k, v in metrics.items()}}
         self.history.append(entry)
         if self.on_report is not None:

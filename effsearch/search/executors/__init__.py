@@ -5,13 +5,17 @@ from __future__ import annotations
 from effsearch.registry import lookup
 from effsearch.search.executors import inline as inline
 from effsearch.search.executors import local as local
-from effsearch.search.executors.base import Executor, TrialJob, TrialOutcome
+from effsearch.search.executors.base import Decide, Executor, TrialJob, TrialOutcome
 
 
-def make_executor(name: str, workers: int, trial_timeout_s: float, threads: int) -> Executor:
-    """Start the executor registered as ``name``."""
+def make_executor(
+    name: str, workers: int, trial_timeout_s: float, threads: int, decide: Decide | None = None
+) -> Executor:
+    """Start the executor registered as ``name``; ``decide`` answers intermediate reports."""
     cls = lookup("executor", name)
-    executor: Executor = cls(workers=workers, trial_timeout_s=trial_timeout_s, threads=threads)
+    executor: Executor = cls(
+        workers=workers, trial_timeout_s=trial_timeout_s, threads=threads, decide=decide
+    )
     return executor
 
 

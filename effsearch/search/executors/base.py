@@ -15,14 +15,14 @@ import socket
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from effsearch.objectives.slots import DeviceSlots
 from effsearch.recipe import Constraint
-from effsearch.tasks.base import MeasureSettings, TaskSpec, TrialContext
+from effsearch.tasks.base import MeasureSettings, StopTrial, TaskSpec, TrialContext
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class TrialJob:
     trial_dir: str
     device: str = "cpu"
     constraints: tuple[Constraint, ...] = ()
+    early_stopping: bool = False
 
 
 @dataclass
@@ -58,6 +59,11 @@ class TrialOutcome:
     notes: list[str] = field(default_factory=list)
     measured_on: dict[str, str] = field(default_factory=dict)
     rejected: bool = False
+    stopped: bool = False
+
+
+Decide = Callable[[int, float, Mapping[str, float]], bool]
+"""``decide(trial number, step, metrics) -> go on?``: the driver's early-stopping rule."""
 
 
 class Executor(ABC):
@@ -87,10 +93,11 @@ class Executor(ABC):
         """Release workers and other resources."""
 
 
-def run_job(job: TrialJob) -> TrialOutcome:
+def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
     """Run ``job`` in this process and turn whatever happens into an outcome.
 
     Shared by every executor, so a trial behaves the same inline, in a worker process or on Ray.
+    ``decide`` answers the trial's intermediate reports (early stopping).
     """
     import torch
 
@@ -108,6 +115,8 @@ def run_job(job: TrialJob) -> TrialOutcome:
         trial_dir=Path(job.trial_dir),
         slots=device_slots(job.device),
     )
+    if job.early_stopping and decide is not None:
+        ctx.on_report = _stopper(job.number, decide)
     outcome = TrialOutcome(number=job.number, ok=True, history=ctx.history, notes=ctx.notes)
     try:
         outcome.measured_on = {
@@ -127,12 +136,25 @@ def run_job(job: TrialJob) -> TrialOutcome:
             )
         else:
             outcome.metrics = check_metrics(task.run(job.config, ctx))
+    except StopTrial:
+        last = dict(ctx.history[-1]) if ctx.history else {}
+        step = last.pop("step", 0.0)
+        outcome.ok, outcome.stopped, outcome.metrics = False, True, last
+        outcome.reason = f"stopped early at step {step:g} (early_stopping)"
     except (Exception, SystemExit) as exc:  # a trial may fail in any way; it is recorded
         traceback.print_exc()
         outcome.ok = False
         outcome.reason = f"{type(exc).__name__}: {exc}"
     outcome.duration_s = time.perf_counter() - start
     return outcome
+
+
+def _stopper(number: int, decide: Decide) -> Callable[[int, Mapping[str, float]], None]:
+    def on_report(step: int, metrics: Mapping[str, float]) -> None:
+        if not decide(number, float(step), dict(metrics)):
+            raise StopTrial
+
+    return on_report
 
 
 _SLOTS: dict[str, DeviceSlots] = {}

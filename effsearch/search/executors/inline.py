@@ -7,21 +7,28 @@ It cannot survive a trial that crashes the interpreter and does not enforce
 from __future__ import annotations
 
 from effsearch.registry import register
-from effsearch.search.executors.base import Executor, TrialJob, TrialOutcome, run_job
+from effsearch.search.executors.base import Decide, Executor, TrialJob, TrialOutcome, run_job
 from effsearch.search.executors.logs import trial_log
 
 
 @register("executor", "inline")
 class InlineExecutor(Executor):
-    def __init__(self, workers: int = 1, trial_timeout_s: float = 0.0, threads: int = 1) -> None:
+    def __init__(
+        self,
+        workers: int = 1,
+        trial_timeout_s: float = 0.0,
+        threads: int = 1,
+        decide: Decide | None = None,
+    ) -> None:
         self._done: list[TrialOutcome] = []
+        self._decide = decide
 
     def free_slots(self) -> int:
         return 0 if self._done else 1
 
     def submit(self, job: TrialJob) -> None:
         with trial_log(job.trial_dir):
-            self._done.append(run_job(job))
+            self._done.append(run_job(job, self._decide))
 
     def poll(self, timeout_s: float) -> list[TrialOutcome]:
         done, self._done = self._done, []

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -20,7 +21,7 @@ from typing import Any
 
 from effsearch.errors import ExecutorError
 from effsearch.registry import register
-from effsearch.search.executors.base import Executor, TrialJob, TrialOutcome, run_job
+from effsearch.search.executors.base import Decide, Executor, TrialJob, TrialOutcome, run_job
 from effsearch.search.executors.logs import trial_log
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -43,10 +44,21 @@ def _worker_main(conn: Connection, threads: int) -> None:
             # The trial's clock starts now, not while this process was still importing.
             conn.send(("started", job.number))
             with trial_log(job.trial_dir):
-                outcome = run_job(job)
+                outcome = run_job(job, _ask_driver(conn))
             conn.send(("done", outcome))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the driver is gone; nobody is left to tell
+
+
+def _ask_driver(conn: Connection) -> Decide:
+    """Early-stopping answers from the driver, which alone sees every trial."""
+
+    def decide(number: int, step: float, metrics: Mapping[str, float]) -> bool:
+        conn.send(("report", (number, step, dict(metrics))))
+        _, go_on = conn.recv()
+        return bool(go_on)
+
+    return decide
 
 
 @dataclass
@@ -67,9 +79,16 @@ class _Worker:
 class LocalExecutor(Executor):
     """``workers`` processes, each with ``threads`` torch threads, one trial at a time each."""
 
-    def __init__(self, workers: int = 2, trial_timeout_s: float = 600.0, threads: int = 1) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        trial_timeout_s: float = 600.0,
+        threads: int = 1,
+        decide: Decide | None = None,
+    ) -> None:
         self.timeout_s = trial_timeout_s
         self.threads = threads
+        self._decide = decide
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = [self._spawn() for _ in range(workers)]
 
@@ -137,6 +156,9 @@ class LocalExecutor(Executor):
                 kind, payload = worker.conn.recv()
                 if kind == "started":
                     worker.started = time.monotonic()
+                elif kind == "report":
+                    go_on = self._decide(*payload) if self._decide is not None else True
+                    worker.conn.send(("go", go_on))
                 else:
                     worker.job = None
                     outcome: TrialOutcome = payload

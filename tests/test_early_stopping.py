@@ -1,0 +1,85 @@
+"""Multi-objective successive halving: rung decisions, and trials stopped inside a real search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from optuna.trial import TrialState
+from test_pareto import Quiet
+
+from effsearch.recipe import ObjectiveSection, load_recipe
+from effsearch.search import records
+from effsearch.search.early_stopping import SuccessiveHalving, rank
+from effsearch.search.rundir import RunDir
+from effsearch.search.runner import Runner
+
+ACCURACY_LATENCY = (ObjectiveSection(metric="accuracy", direction="maximize"),
+                    ObjectiveSection(metric="latency_ms", direction="minimize"))
+
+
+def test_rungs_sit_at_min_step_times_powers_of_eta():
+    halving = SuccessiveHalving(ACCURACY_LATENCY, min_step=2, eta=3)
+    assert [halving.rung_of(s) for s in (1, 2, 5, 6, 17, 18)] == [-1, 0, 0, 1, 1, 2]
+
+
+def test_the_top_third_goes_on_at_each_rung():
+    halving = SuccessiveHalving(ACCURACY_LATENCY, min_step=1, eta=3)
+    # below eta trials at a rung, everyone goes on
+    assert halving.observe(0, 1, {"accuracy": 0.9})
+    assert halving.observe(1, 1, {"accuracy": 0.5})
+    # the third is worst of three: only ceil(3/3) = 1 goes on
+    assert not halving.observe(2, 1, {"accuracy": 0.4})
+    assert halving.observe(3, 1, {"accuracy": 0.95})  # best of four: goes on
+
+
+def test_a_rung_is_decided_once_per_trial():
+    halving = SuccessiveHalving(ACCURACY_LATENCY, min_step=1, eta=2)
+    halving.observe(0, 1, {"accuracy": 0.9})
+    assert not halving.observe(1, 1, {"accuracy": 0.1})
+    assert halving.observe(1, 1.5, {"accuracy": 0.1})  # same rung: not judged again
+
+
+def test_ranking_is_by_non_dominated_front_then_crowding():
+    points = {0: [1.0, 1.0], 1: [0.0, 2.0], 2: [2.0, 0.0], 3: [2.0, 2.0], 4: [1.5, 1.5]}
+    order = rank(points)
+    assert set(order[:3]) == {0, 1, 2} and order[3] == 4 and order[4] == 3
+    assert order[:2] != [0, 1]  # boundary points (infinite crowding) come first in a front
+
+
+def test_without_reported_objectives_nothing_is_stopped():
+    halving = SuccessiveHalving(ACCURACY_LATENCY, min_step=1, eta=2)
+    assert all(halving.observe(n, 1, {"train_loss": float(n)}) for n in range(6))
+
+
+def test_a_search_stops_trials_early_and_records_them_as_pruned(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = load_recipe(write_recipe(
+        entrypoint="reports_progress",
+        early_stopping={"min_step": 1, "eta": 2},
+        budget={"trials": 12},
+    ))
+    result = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False)
+    trials = result.study.get_trials()
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned and len(pruned) < len(trials)
+    for trial in pruned:
+        assert "stopped early at step" in trial.user_attrs[records.STOPPED]
+        assert trial.user_attrs[records.METRICS]  # its last reported metrics
+        assert trial.user_attrs[records.HISTORY][-1]["step"] < 4
+    assert len(trials) == 12  # stopped trials count against the budget
+
+
+def test_local_workers_ask_the_driver_and_stop(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = load_recipe(write_recipe(
+        entrypoint="reports_progress",
+        early_stopping={"min_step": 1, "eta": 2},
+        execution={"executor": "local", "workers": 2, "trial_timeout_s": 60},
+        budget={"trials": 8},
+    ))
+    result = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False)
+    states = [t.state for t in result.study.get_trials()]
+    assert TrialState.PRUNED in states and TrialState.COMPLETE in states
