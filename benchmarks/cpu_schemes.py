@@ -37,13 +37,15 @@ def main() -> None:
         with torch.inference_mode():
             predictions = model(**task.test_inputs).logits.argmax(-1)
         timing = meters.latency(lambda m=model: m(**batch), 16, 5, 30)
-        rows.append({
-            "scheme": scheme,
-            "latency_ms": round(timing["latency_ms"], 2),
-            "latency_iqr_ms": round(timing["latency_iqr_ms"], 2),
-            "size_mb": round(meters.size(model)["size_mb"], 2),
-            "agreement_with_fp32": round(meters.agreement(predictions, reference), 4),
-        })
+        rows.append(
+            {
+                "scheme": scheme,
+                "latency_ms": round(timing["latency_ms"], 2),
+                "latency_iqr_ms": round(timing["latency_iqr_ms"], 2),
+                "size_mb": round(meters.size(model)["size_mb"], 2),
+                "agreement_with_fp32": round(meters.agreement(predictions, reference), 4),
+            }
+        )
     fp32 = rows[0]["latency_ms"]
     for row in rows:
         row["speedup_vs_fp32"] = round(fp32 / row["latency_ms"], 2)

@@ -54,8 +54,9 @@ def trainer(use_slots: bool, slot_folder: str) -> None:
         step += 1
 
 
-def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-          y: torch.Tensor) -> None:
+def _step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> None:
     optimizer.zero_grad()
     torch.nn.functional.cross_entropy(model(x), y).backward()
     optimizer.step()
@@ -98,16 +99,21 @@ def main() -> None:
     torch.set_num_threads(1)
     slot_folder = tempfile.mkdtemp(prefix="effsearch-bench-slots-")
     model, batch, size = subject(args.model)
-    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(size, 10, args.repeats),
-                       slots=DeviceSlots("cpu", Path(slot_folder)))
+    ctx = TrialContext(
+        trial_number=0,
+        seed=0,
+        measure=MeasureSettings(size, 10, args.repeats),
+        slots=DeviceSlots("cpu", Path(slot_folder)),
+    )
     results: dict[str, list[float]] = {}
     for condition in ("alone", "busy+slots", "busy-slots"):
         others = []
         if condition != "alone":
             mode = "slots" if condition == "busy+slots" else "noslots"
             others = [
-                subprocess.Popen([sys.executable, __file__, "--trainer", mode,
-                                  "--slot-folder", slot_folder])
+                subprocess.Popen(
+                    [sys.executable, __file__, "--trainer", mode, "--slot-folder", slot_folder]
+                )
                 for _ in range(args.others)
             ]
             time.sleep(4)  # let them import and start stepping

@@ -362,7 +362,18 @@ class Runner:
             return None
         halving = SuccessiveHalving(self.recipe.objectives, rule.min_step, rule.eta)
         finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-        halving.replay((t.number, t.user_attrs.get(records.HISTORY, [])) for t in finished)
+        # Reports as the driver saw them: with what was known before training (final metrics
+        # hold those values too), so replayed rungs rank like live ones.
+        halving.replay(
+            (
+                t.number,
+                [
+                    {**t.user_attrs.get(records.METRICS, {}), **entry}
+                    for entry in t.user_attrs.get(records.HISTORY, [])
+                ],
+            )
+            for t in finished
+        )
         return halving.observe
 
     def _tell_rejected(

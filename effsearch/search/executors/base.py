@@ -115,8 +115,9 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
         trial_dir=Path(job.trial_dir),
         slots=device_slots(job.device),
     )
+    known_early: dict[str, float] = {}
     if job.early_stopping and decide is not None:
-        ctx.on_report = _stopper(job.number, decide)
+        ctx.on_report = _stopper(job.number, decide, known_early)
     outcome = TrialOutcome(number=job.number, ok=True, history=ctx.history, notes=ctx.notes)
     try:
         outcome.measured_on = {
@@ -125,7 +126,9 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
             "torch_threads": str(job.threads),
         }
         task = build_task(job.task)
-        early = check_metrics(task.precheck(job.config, ctx)) if job.constraints else {}
+        wanted = job.constraints or ctx.on_report is not None
+        early = check_metrics(task.precheck(job.config, ctx)) if wanted else {}
+        known_early.update(early)
         broken = [
             c for c in job.constraints if c.metric in early and c.violation(early[c.metric]) > 0
         ]
@@ -139,7 +142,7 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
     except StopTrial:
         last = dict(ctx.history[-1]) if ctx.history else {}
         step = last.pop("step", 0.0)
-        outcome.ok, outcome.stopped, outcome.metrics = False, True, last
+        outcome.ok, outcome.stopped, outcome.metrics = False, True, {**known_early, **last}
         outcome.reason = f"stopped early at step {step:g} (early_stopping)"
     except (Exception, SystemExit) as exc:  # a trial may fail in any way; it is recorded
         traceback.print_exc()
@@ -149,9 +152,14 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
     return outcome
 
 
-def _stopper(number: int, decide: Decide) -> Callable[[int, Mapping[str, float]], None]:
+def _stopper(
+    number: int, decide: Decide, known_early: Mapping[str, float]
+) -> Callable[[int, Mapping[str, float]], None]:
+    """Reports as the driver sees them: what the task reports, plus what was known before
+    training (size, params, FLOPs), so cost objectives rank trials at every rung."""
+
     def on_report(step: int, metrics: Mapping[str, float]) -> None:
-        if not decide(number, float(step), dict(metrics)):
+        if not decide(number, float(step), {**known_early, **metrics}):
             raise StopTrial
 
     return on_report

@@ -1,0 +1,102 @@
+"""What does early stopping save on the digits recipe, and what hypervolume does it cost?
+
+The quickstart search (digits-cnn; accuracy, latency_ms, size_mb; 15 epochs per trial) runs
+twice per seed, side by side in one process: without and with successive halving
+(`min_step` 5, `eta` 2: rungs at epochs 5 and 10; the top half goes on at each). Both use
+the same fixed reference point (accuracy 0.9, latency 2 ms, size 0.7 MB), so their
+hypervolumes compare. Trial compute is
+the sum of the trials' wall times.
+
+    .venv/bin/python benchmarks/early_stopping.py --seeds 0 1 2 --trials 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from effsearch.recipe import load_recipe
+from effsearch.report.live import View
+from effsearch.search import pareto, records
+from effsearch.search.rundir import RunDir
+from effsearch.search.runner import Runner
+
+MIN_STEP, ETA = 5, 2  # rungs at epochs 5 and 10 of 15
+QUICKSTART = Path(__file__).resolve().parent.parent / "effsearch" / "recipes" / "quickstart.yaml"
+
+
+class Silent(View):
+    def start(self, study: Any, total: Any, counted: Any) -> None: ...
+    def trial_completed(self, study: Any, number: Any, values: Any) -> None: ...
+    def trial_failed(self, number: Any, reason: Any, trial_dir: Any) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+def run(seed: int, trials: int, early: bool, folder: Path) -> dict[str, float]:
+    document = yaml.safe_load(QUICKSTART.read_text())
+    document["name"] = f"es-{int(early)}-{seed}"
+    document["seed"] = seed
+    document["budget"] = {"trials": trials}
+    document["objectives"] = [
+        {"metric": "accuracy", "direction": "maximize", "ref": 0.9},
+        {"metric": "latency_ms", "direction": "minimize", "ref": 2.0},
+        {"metric": "size_mb", "direction": "minimize", "ref": 0.7},
+    ]
+    if early:
+        document["early_stopping"] = {
+            "method": "successive_halving",
+            "min_step": MIN_STEP,
+            "eta": ETA,
+        }
+    path = folder / f"{document['name']}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    recipe = load_recipe(path)
+    study = Runner(recipe, RunDir(folder / document["name"]), Silent()).run(resume=False).study
+    trials_done = study.get_trials(deepcopy=False)
+    reference = pareto.fixed_reference(study, recipe.objectives, recipe.constraints, store=False)
+    return {
+        "hypervolume": pareto.hypervolume(trials_done, recipe.objectives, reference) or 0.0,
+        "compute_s": sum(t.user_attrs.get(records.DURATION, 0.0) for t in trials_done),
+        "pruned": sum(t.state.name == "PRUNED" for t in trials_done),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=40)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            full = run(seed, args.trials, early=False, folder=Path(tmp))
+            early = run(seed, args.trials, early=True, folder=Path(tmp))
+            rows.append(
+                {
+                    "seed": seed,
+                    "full": full,
+                    "early": early,
+                    "hypervolume_ratio": round(early["hypervolume"] / full["hypervolume"], 3),
+                    "compute_ratio": round(early["compute_s"] / full["compute_s"], 3),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    print(
+        json.dumps(
+            {
+                "median_hypervolume_ratio": statistics.median(r["hypervolume_ratio"] for r in rows),
+                "median_compute_ratio": statistics.median(r["compute_ratio"] for r in rows),
+                "trials": args.trials,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
