@@ -52,6 +52,12 @@ FINETUNE_EPOCHS = KnobDecl.int(
 
 KNOBS = (METHOD, SPARSITY, FINETUNE_EPOCHS)
 
+
+def knobs(*methods: str) -> tuple[KnobDecl, ...]:
+    """The pruning knobs of a task that supports ``methods`` (besides ``none``)."""
+    return (METHOD.restrict("none", *methods), SPARSITY, FINETUNE_EPOCHS)
+
+
 _PRUNABLE = (nn.Conv2d, nn.Linear)
 
 

@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from effsearch.objectives import meters
-from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS
 from effsearch.registry import register
 from effsearch.spaces import architecture, pruning, quantization, training
 from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TrialContext
-from effsearch.tasks.pipeline import Workload, accuracy, compress_and_measure
+from effsearch.tasks.pipeline import METRICS as PIPELINE_METRICS
+from effsearch.tasks.pipeline import UNCOMPRESSED, Workload, accuracy, compress_and_measure
 
 BASE_CHANNELS = (32, 64, 128, 128)
 BASE_HIDDEN = 128
@@ -90,25 +90,14 @@ class DigitsCNN(Task):
     families: ClassVar[Mapping[str, tuple[KnobDecl, ...]]] = {
         "architecture": (architecture.WIDTH_MULT, architecture.DEPTH),
         "training": training.KNOBS,
-        "pruning": (
-            pruning.METHOD.restrict("none", "magnitude", "channel"),
-            pruning.SPARSITY,
-            pruning.FINETUNE_EPOCHS,
-        ),
+        "pruning": pruning.knobs("magnitude", "channel"),
         "quantization": (quantization.SCHEME,),
     }
     metrics = (
         MetricInfo("accuracy", "fraction of the 450 held-out digits classified right", "maximize"),
-        MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
-        MetricInfo("final_train_loss", "mean training loss in the last epoch"),
-        *MODEL_METRICS,
-        *HARDWARE_METRICS,
+        *PIPELINE_METRICS,
     )
-    baseline: ClassVar[Config] = {
-        "architecture": {"width_mult": 1.0, "depth": 3},
-        "pruning": {"method": "none"},
-        "quantization": {"scheme": "none"},
-    }
+    baseline: ClassVar[Config] = {"architecture": {"width_mult": 1.0, "depth": 3}, **UNCOMPRESSED}
 
     def __init__(self) -> None:
         self.train_x, self.train_y, self.test_x, self.test_y = load_split()

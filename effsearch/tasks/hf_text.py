@@ -26,13 +26,13 @@ from torch import nn
 
 from effsearch.errors import TaskError
 from effsearch.objectives import meters
-from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS
 from effsearch.registry import register
 from effsearch.spaces import architecture, peft, pruning, quantization, transformer_blocks
 from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks import text_data
 from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TaskSpec, TrialContext
-from effsearch.tasks.pipeline import Workload, accuracy, compress_and_measure
+from effsearch.tasks.pipeline import METRICS as PIPELINE_METRICS
+from effsearch.tasks.pipeline import UNCOMPRESSED, Workload, accuracy, compress_and_measure
 
 BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
 HEAD_NAMES = ("classifier", "score")
@@ -66,29 +66,16 @@ class HFTextClassification(Task):
             KnobDecl.int("epochs", 1, 100, 2, "passes over the training subset"),
             KnobDecl.int("batch_size", 1, 512, 16, "training mini-batch size"),
         ),
-        "pruning": (
-            pruning.METHOD.restrict(
-                "none", "magnitude", "heads", "ffn", "heads_ffn", "semi_structured_24"
-            ),
-            pruning.SPARSITY,
-            pruning.FINETUNE_EPOCHS,
-        ),
+        "pruning": pruning.knobs("magnitude", "heads", "ffn", "heads_ffn", "semi_structured_24"),
         "quantization": (quantization.SCHEME,),
     }
     metrics = (
         MetricInfo("accuracy", "fraction of held-out texts classified right", "maximize"),
-        MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
         MetricInfo("trainable_params", "parameters updated by fine-tuning (adapters + head)"),
         MetricInfo("encoder_layers", "encoder layers in the deployed model"),
-        MetricInfo("final_train_loss", "mean training loss in the last epoch"),
-        *MODEL_METRICS,
-        *HARDWARE_METRICS,
+        *PIPELINE_METRICS,
     )
-    baseline: ClassVar[Config] = {
-        "architecture": {"drop_layers": 0},
-        "pruning": {"method": "none"},
-        "quantization": {"scheme": "none"},
-    }
+    baseline: ClassVar[Config] = {"architecture": {"drop_layers": 0}, **UNCOMPRESSED}
 
     def __init__(
         self,

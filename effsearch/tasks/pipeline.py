@@ -16,8 +16,23 @@ import torch
 from torch import nn
 
 from effsearch.objectives import meters
+from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS, MetricInfo
 from effsearch.spaces import pruning, quantization
 from effsearch.tasks.base import Config, TrialContext
+
+METRICS = (
+    MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
+    MetricInfo("final_train_loss", "mean training loss in the last epoch"),
+    *MODEL_METRICS,
+    *HARDWARE_METRICS,
+)
+"""What :func:`compress_and_measure` measures, for every task that uses it."""
+
+UNCOMPRESSED: dict[str, dict[str, Any]] = {
+    "pruning": {"method": "none"},
+    "quantization": {"scheme": "none"},
+}
+"""The pruning and quantization settings of a task's baseline."""
 
 
 @dataclass(frozen=True)
