@@ -165,11 +165,9 @@ def spaces() -> None:
             for decl in decls:
                 when = ""
                 if decl.when:
-                    when = (
-                        "  (when "
-                        + ", ".join(f"{k} in {list(v)}" for k, v in decl.when.items())
-                        + ")"
-                    )
+                    condition = decl.condition_among(decls)
+                    when = "  (when " + ", ".join(f"{k} in {list(v)}" for k, v in condition.items())
+                    when += ")"
                 console.print(
                     f"    {decl.name}: {decl.domain_text()}, default {decl.default!r}"
                     f" - {decl.help}{when}",
@@ -177,7 +175,8 @@ def spaces() -> None:
                 )
         console.print("  metrics:", markup=False)
         for metric in task.metrics or ():
-            console.print(f"    {metric.name}: {metric.description}", markup=False)
+            where = "" if len(metric.devices) > 1 else f" [{metric.devices[0]} only]"
+            console.print(f"    {metric.name}{where}: {metric.description}", markup=False)
     console.print(f"optimizers: {', '.join(names('optimizer'))}", markup=False)
     console.print(f"executors: {', '.join(names('executor'))}", markup=False)
 
@@ -188,7 +187,7 @@ def init(
     path: Annotated[Path, typer.Argument(help="Where to write the recipe.")] = Path("recipe.yaml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a starter recipe (digits-cnn, every knob group) to PATH."""
+    """Write the quickstart recipe (digits-cnn) to PATH, a starting point to edit."""
     from effsearch.starter import STARTER_RECIPE
 
     if path.exists() and not force:

@@ -908,10 +908,8 @@ def _parse_when(
 
 def _declared_condition(group: str, decl: KnobDecl, siblings: Sequence[KnobDecl]) -> Condition:
     """``decl``'s condition, limited to the choices its task offers for the knobs it names."""
-    offered = {d.name: d.choices for d in siblings if d.kind == "choice"}
     return tuple(
-        (f"{group}.{ref}", tuple(v for v in values if ref not in offered or v in offered[ref]))
-        for ref, values in decl.when.items()
+        (f"{group}.{ref}", values) for ref, values in decl.condition_among(siblings).items()
     )
 
 

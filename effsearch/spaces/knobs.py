@@ -75,9 +75,22 @@ class KnobDecl:
         default = self.default if self.default in choices else choices[0]
         return replace(self, choices=tuple(choices), default=default)
 
+    def condition_among(self, siblings: Sequence[KnobDecl]) -> dict[str, tuple[Any, ...]]:
+        """``when``, limited to the choices ``siblings`` (a task's knobs of this group) offer."""
+        offered = {d.name: d.choices for d in siblings if d.kind == "choice"}
+        return {
+            ref: tuple(v for v in values if ref not in offered or v in offered[ref])
+            for ref, values in self.when.items()
+        }
+
     def domain_text(self) -> str:
         if self.kind == "choice":
-            return "one of " + ", ".join(map(str, self.choices))
+            return "one of " + ", ".join(
+                f"{c} [{'/'.join(self.devices[c])} only]"
+                if c in self.devices and len(self.devices[c]) == 1
+                else str(c)
+                for c in self.choices
+            )
         return f"{self.kind} in [{self.low}, {self.high}]"
 
 
