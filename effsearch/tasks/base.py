@@ -120,6 +120,9 @@ class Task(ABC):
         """Problems with ``options`` found without running anything (missing files, ...)."""
         return []
 
+    #: metrics :meth:`precheck` returns
+    early_metrics: ClassVar[frozenset[str]] = frozenset()
+
     def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
         """Metrics that follow from the configuration alone (size, params, FLOPs of the built,
         untrained model), computed before ``run``; a trial that breaks a constraint on them is

@@ -24,8 +24,15 @@ from effsearch.registry import register
 from effsearch.spaces import architecture, pruning, quantization, training
 from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TrialContext
+from effsearch.tasks.pipeline import (
+    EARLY_METRICS,
+    UNCOMPRESSED,
+    Workload,
+    accuracy,
+    compress_and_measure,
+    train_epochs,
+)
 from effsearch.tasks.pipeline import METRICS as PIPELINE_METRICS
-from effsearch.tasks.pipeline import UNCOMPRESSED, Workload, accuracy, compress_and_measure
 
 BASE_CHANNELS = (32, 64, 128, 128)
 BASE_HIDDEN = 128
@@ -97,6 +104,7 @@ class DigitsCNN(Task):
         MetricInfo("accuracy", "fraction of the 450 held-out digits classified right", "maximize"),
         *PIPELINE_METRICS,
     )
+    early_metrics = EARLY_METRICS
     baseline: ClassVar[Config] = {"architecture": {"width_mult": 1.0, "depth": 3}, **UNCOMPRESSED}
 
     def __init__(self) -> None:
@@ -142,30 +150,23 @@ class DigitsCNN(Task):
         ctx: TrialContext,
         first_step: int,
     ) -> float:
-        optimizer = torch.optim.Adam(model.parameters(), lr=float(train_cfg["lr"]))
         loss_fn = nn.CrossEntropyLoss()
-        generator = torch.Generator().manual_seed(ctx.seed)
-        batch_size = int(train_cfg["batch_size"])
-        mean_loss = float("nan")
-        for epoch in range(epochs):
-            model.train()
-            order = torch.randperm(len(self.train_x), generator=generator)
-            total, seen = 0.0, 0
-            for start in range(0, len(order), batch_size):
-                index = order[start : start + batch_size]
-                with ctx.compute_slot():
-                    optimizer.zero_grad()
-                    loss = loss_fn(model(self.train_x[index]), self.train_y[index])
-                    loss.backward()
-                    optimizer.step()
-                total += loss.item() * len(index)
-                seen += len(index)
-            mean_loss = total / seen
-            model.eval()
+
+        def held_out_accuracy() -> float:
             with ctx.compute_slot():
-                held_out = accuracy(self._predict(model, torch.float32), self.test_y)
-            ctx.report(first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": held_out})
-        return mean_loss
+                return accuracy(self._predict(model, torch.float32), self.test_y)
+
+        return train_epochs(
+            model,
+            torch.optim.Adam(model.parameters(), lr=float(train_cfg["lr"])),
+            lambda index: loss_fn(model(self.train_x[index]), self.train_y[index]),
+            len(self.train_x),
+            int(train_cfg["batch_size"]),
+            epochs,
+            ctx,
+            first_step,
+            held_out_accuracy,
+        )
 
     def _predict(self, model: nn.Module, input_dtype: torch.dtype) -> torch.Tensor:
         """Predicted class of every held-out image."""

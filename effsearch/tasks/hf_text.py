@@ -31,8 +31,15 @@ from effsearch.spaces import architecture, peft, pruning, quantization, transfor
 from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks import text_data
 from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TaskSpec, TrialContext
+from effsearch.tasks.pipeline import (
+    EARLY_METRICS,
+    UNCOMPRESSED,
+    Workload,
+    accuracy,
+    compress_and_measure,
+    train_epochs,
+)
 from effsearch.tasks.pipeline import METRICS as PIPELINE_METRICS
-from effsearch.tasks.pipeline import UNCOMPRESSED, Workload, accuracy, compress_and_measure
 
 BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
 HEAD_NAMES = ("classifier", "score")
@@ -75,6 +82,7 @@ class HFTextClassification(Task):
         MetricInfo("encoder_layers", "encoder layers in the deployed model"),
         *PIPELINE_METRICS,
     )
+    early_metrics = EARLY_METRICS
     baseline: ClassVar[Config] = {"architecture": {"drop_layers": 0}, **UNCOMPRESSED}
 
     def __init__(
@@ -243,31 +251,25 @@ class HFTextClassification(Task):
         ctx: TrialContext,
         first_step: int,
     ) -> float:
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=float(cfg["lr"]))
-        generator = torch.Generator().manual_seed(ctx.seed)
-        batch_size = int(cfg["batch_size"])
         device = torch.device(ctx.device)
-        mean_loss = float("nan")
-        for epoch in range(epochs):
-            model.train()
-            order = torch.randperm(len(self.train_labels), generator=generator)
-            total, seen = 0.0, 0
-            for start in range(0, len(order), batch_size):
-                index = order[start : start + batch_size]
-                inputs = {k: v[index].to(device) for k, v in self.train_inputs.items()}
-                with ctx.compute_slot():
-                    optimizer.zero_grad()
-                    loss = model(**inputs, labels=self.train_labels[index].to(device)).loss
-                    loss.backward()
-                    optimizer.step()
-                total += loss.item() * len(index)
-                seen += len(index)
-            mean_loss = total / seen
-            model.eval()
-            held_out = accuracy(self._predict(model, ctx), self.test_labels)
-            ctx.report(first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": held_out})
-        return mean_loss
+
+        def batch_loss(index: torch.Tensor) -> torch.Tensor:
+            inputs = {k: v[index].to(device) for k, v in self.train_inputs.items()}
+            loss: torch.Tensor = model(**inputs, labels=self.train_labels[index].to(device)).loss
+            return loss
+
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        return train_epochs(
+            model,
+            torch.optim.AdamW(trainable, lr=float(cfg["lr"])),
+            batch_loss,
+            len(self.train_labels),
+            int(cfg["batch_size"]),
+            epochs,
+            ctx,
+            first_step,
+            lambda: accuracy(self._predict(model, ctx), self.test_labels),
+        )
 
     def _predict(self, model: nn.Module, ctx: TrialContext) -> torch.Tensor:
         """Predicted label of every held-out text."""

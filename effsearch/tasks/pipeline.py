@@ -28,6 +28,9 @@ METRICS = (
 )
 """What :func:`compress_and_measure` measures, for every task that uses it."""
 
+EARLY_METRICS = frozenset({"params", "nonzero_params", "flops", "size_mb", "size_dense_mb"})
+"""What a built-in task's ``precheck`` knows before training."""
+
 UNCOMPRESSED: dict[str, dict[str, Any]] = {
     "pruning": {"method": "none"},
     "quantization": {"scheme": "none"},
@@ -54,6 +57,46 @@ class Workload:
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predictions == labels).float().mean())
+
+
+def train_epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    examples: int,
+    batch_size: int,
+    epochs: int,
+    ctx: TrialContext,
+    first_step: int,
+    held_out_accuracy: Callable[[], float],
+) -> float:
+    """Seeded mini-batch training; returns the last epoch's mean loss.
+
+    ``batch_loss(indices)`` is the loss of those training examples. Each step runs in the
+    device's compute slot; after each epoch the held-out accuracy is reported at step
+    ``first_step + epoch``.
+    """
+    generator = torch.Generator().manual_seed(ctx.seed)
+    mean_loss = float("nan")
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(examples, generator=generator)
+        total, seen = 0.0, 0
+        for start in range(0, examples, batch_size):
+            index = order[start : start + batch_size]
+            with ctx.compute_slot():
+                optimizer.zero_grad()
+                loss = batch_loss(index)
+                loss.backward()
+                optimizer.step()
+            total += loss.item() * len(index)
+            seen += len(index)
+        mean_loss = total / seen
+        model.eval()
+        ctx.report(
+            first_step + epoch + 1, {"train_loss": mean_loss, "accuracy": held_out_accuracy()}
+        )
+    return mean_loss
 
 
 def compress_and_measure(

@@ -126,7 +126,10 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
             "torch_threads": str(job.threads),
         }
         task = build_task(job.task)
-        wanted = job.constraints or ctx.on_report is not None
+        # Only when it can decide something: a constraint or a rung on what it knows.
+        wanted = ctx.on_report is not None or any(
+            c.metric in task.early_metrics for c in job.constraints
+        )
         early = check_metrics(task.precheck(job.config, ctx)) if wanted else {}
         known_early.update(early)
         broken = [
