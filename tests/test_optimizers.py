@@ -29,8 +29,8 @@ from effsearch.spaces.knobs import (
 )
 
 OPTIMIZERS = names("optimizer")
-# GPSampler costs ~0.1-1 s per trial after its random start; keep its runs short.
-TRIALS = {"gp": 15}
+# GP-based samplers cost ~0.1-1 s per trial after their start; keep their runs short.
+TRIALS = {"gp": 15, "botorch": 20, "auto": 20}
 DEFAULT_TRIALS = 25
 DIRECTIONS = ["minimize", "maximize"]
 FAIL_EVERY = 5  # trials 4, 9, 14, ... fail
@@ -205,16 +205,18 @@ UNCONDITIONAL = SearchSpace([k for k in SPACE.knobs if not k.when])
 
 
 @pytest.mark.parametrize(
-    ("n_objectives", "space", "workers", "chosen", "why"),
+    ("n_objectives", "space", "workers", "trials", "chosen", "why"),
     [
-        (2, SPACE, 1, "tpe", "the space has conditional knobs"),
-        (2, UNCONDITIONAL, 4, "tpe", "4 parallel workers"),
-        (2, UNCONDITIONAL, 1, "tpe", "small sequential budget"),
-        (4, SPACE, 1, "nsga3", "4 objectives"),
+        (2, SPACE, 1, 40, "botorch", "a budget of 40 trials (<= 300), 2 objectives"),
+        (3, UNCONDITIONAL, 4, 40, "botorch", "pending trials keep parallel workers apart"),
+        (2, SPACE, 1, 1000, "tpe", "1000 trials: a GP would cost more"),
+        (2, SPACE, 4, None, "tpe", "keeps 4 parallel workers apart"),
+        (2, SPACE, 1, None, "tpe", "models conditional knobs by group"),
+        (4, SPACE, 1, 40, "nsga3", "4 objectives"),
     ],
 )
-def test_auto_names_its_choice_and_why(n_objectives, space, workers, chosen, why):
-    choice = make_sampler("auto", OptimizerRequest(0, n_objectives, space, workers, 40))
+def test_auto_names_its_choice_and_why(n_objectives, space, workers, trials, chosen, why):
+    choice = make_sampler("auto", OptimizerRequest(0, n_objectives, space, workers, trials))
 
     assert choice.name == chosen
     assert choice.reason.startswith(f"auto chose {chosen}: ")

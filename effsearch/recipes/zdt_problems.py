@@ -1,20 +1,43 @@
-"""Bring-your-own-workload example: the ZDT1 benchmark as an entrypoint task.
+"""Bring-your-own-workload example: standard multi-objective test problems as entrypoint tasks.
 
-ZDT1 (Zitzler, Deb, Thiele 2000) has a known Pareto front f2 = 1 - sqrt(f1) at g = 1; it is the
-usual sanity check for a multi-objective optimizer. Any function with this shape works:
-``f(config) -> dict[str, float]`` or ``f(config, ctx)``.
+ZDT1, ZDT2, ZDT3 (Zitzler, Deb, Thiele 2000; two objectives) and DTLZ2 (Deb et al. 2002;
+three objectives), exactly as ``botorch.test_functions.multi_objective`` defines them: every
+objective minimized over ``config["x"]["x0"] ... ["x{n-1}"]`` in [0, 1]. Their Pareto fronts
+and the hypervolume of those fronts are known, which makes them the usual yardstick for a
+multi-objective optimizer (``benchmarks/optimizers.py``). Any function with this shape works
+as a task: ``f(config) -> dict[str, float]`` or ``f(config, ctx)``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 
 def zdt1(config: dict[str, Any]) -> dict[str, float]:
-    """Minimize both ``f1`` and ``f2`` over ``config["x"]["x0"] ... ["x{n-1}"]`` in [0, 1]."""
-    xs = [config["x"][name] for name in sorted(config["x"], key=lambda n: int(n[1:]))]
-    f1 = xs[0]
-    g = 1.0 + 9.0 * sum(xs[1:]) / (len(xs) - 1)
-    f2 = g * (1.0 - math.sqrt(f1 / g))
-    return {"f1": f1, "f2": f2}
+    """Convex front ``f2 = 1 - sqrt(f1)``."""
+    return _evaluate("ZDT1", config)
+
+
+def zdt2(config: dict[str, Any]) -> dict[str, float]:
+    """Concave front ``f2 = 1 - f1**2``."""
+    return _evaluate("ZDT2", config)
+
+
+def zdt3(config: dict[str, Any]) -> dict[str, float]:
+    """Front in five disconnected pieces."""
+    return _evaluate("ZDT3", config)
+
+
+def dtlz2(config: dict[str, Any]) -> dict[str, float]:
+    """Three objectives; the front is the positive octant of the unit sphere."""
+    return _evaluate("DTLZ2", config, num_objectives=3)
+
+
+def _evaluate(problem: str, config: dict[str, Any], **options: Any) -> dict[str, float]:
+    import torch
+    from botorch.test_functions import multi_objective
+
+    xs = [config["x"][f"x{i}"] for i in range(len(config["x"]))]
+    function = getattr(multi_objective, problem)(dim=len(xs), **options)
+    values = function.evaluate_true(torch.tensor([xs], dtype=torch.float64))[0]
+    return {f"f{i + 1}": float(v) for i, v in enumerate(values)}

@@ -45,6 +45,7 @@ def trial_record(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
         "constraints": dict(trial.constraints),
         "baseline": bool(trial.user_attrs.get(records.BASELINE, False)),
         "duration_s": trial.user_attrs.get(records.DURATION),
+        "suggest_s": trial.user_attrs.get(records.SUGGEST_S),
     }
     if trial.state == TrialState.FAIL:
         record["fail_reason"] = trial.user_attrs.get(records.FAIL_REASON, "unknown")

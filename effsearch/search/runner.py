@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from effsearch.search import pareto, records
 from effsearch.search import storage as storage_mod
 from effsearch.search.early_stopping import SuccessiveHalving
 from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
-from effsearch.search.executors.base import Decide
+from effsearch.search.executors.base import Decide, device_slots
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.search.rundir import RunDir
 from effsearch.spaces.knobs import KnobDecl
@@ -221,6 +221,8 @@ class Runner:
                 workers=recipe.execution.workers if recipe.execution.executor != "inline" else 1,
                 trials=recipe.budget.trials,
                 options=recipe.optimizer.options,
+                objectives=recipe.objectives,
+                constraints=recipe.constraints,
             )
             choice = make_sampler(recipe.optimizer.name, request)
             study.sampler = choice.sampler
@@ -296,8 +298,11 @@ class Runner:
             self.view.tick(running=sorted(self._pending))
 
     def _launch(self, study: optuna.Study, executor: Executor) -> None:
-        trial = study.ask()
-        config = self.recipe.space.suggest(trial)
+        started = time.perf_counter()
+        with self._suggestion_slot():
+            trial = study.ask()
+            config = self.recipe.space.suggest(trial)
+        trial.set_user_attr(records.SUGGEST_S, round(time.perf_counter() - started, 4))
         trial.set_user_attr(records.CONFIG, config)
         trial_dir = self.run_dir.trial_dir(trial.number)
         trial_dir.mkdir(parents=True, exist_ok=True)
@@ -316,6 +321,14 @@ class Runner:
         self._pending[trial.number] = trial
         executor.submit(job)
         self.view.trial_started(trial.number, config)
+
+    def _suggestion_slot(self) -> AbstractContextManager[None]:
+        """A model-based optimizer computes for seconds in the driver: on a CPU device that
+        is a step like any other, so it must not run inside another trial's timing."""
+        execution = self.recipe.execution
+        if execution.executor == "inline" or execution.device != "cpu":
+            return nullcontext()
+        return device_slots("cpu").compute()
 
     def _record(
         self, study: optuna.Study, outcome: TrialOutcome, result: RunResult, interrupted: bool

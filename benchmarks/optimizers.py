@@ -1,0 +1,247 @@
+"""Optimizers side by side on ZDT1, ZDT2, ZDT3 and DTLZ2, through the entrypoint task and the CLI.
+
+Every (problem, contender, seed) is one real ``effsearch run`` of a generated recipe (inline
+executor, ``effsearch/recipes/zdt_problems.py`` as the entrypoint) followed by
+``effsearch show --json``. Hypervolume is computed over the first 50 / 100 / 200 trials against
+the problem's standard reference point and divided by the hypervolume of its true Pareto front
+(botorch's ``max_hv``), so 1.0 is the whole front. The suggestion overhead is the time the
+driver spent in ``ask`` + sampling, recorded by the runner per trial (``suggest_s``).
+
+Contenders: effsearch's ``auto`` (what a user gets by default), ``nsga2_dynamic`` and its tuned
+``tpe``; Optuna's samplers at their defaults (``NSGAIISampler`` population 50, ``TPESampler``
+univariate, ``GPSampler``) and ``RandomSampler``, all measured in the same run.
+
+    .venv/bin/python benchmarks/optimizers.py --seeds 0 1 2 3 4 --jobs 2
+    .venv/bin/python benchmarks/optimizers.py --summarize benchmarks/results/optimizers.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES = ROOT / "effsearch" / "recipes"
+CHECKPOINTS = (50, 100, 200)
+
+PROBLEMS: dict[str, dict[str, Any]] = {
+    # name: objectives, botorch class and options (for the reference point and max_hv)
+    "zdt1": {"objectives": 2, "cls": "ZDT1", "options": {}},
+    "zdt2": {"objectives": 2, "cls": "ZDT2", "options": {}},
+    "zdt3": {"objectives": 2, "cls": "ZDT3", "options": {}},
+    "dtlz2": {"objectives": 3, "cls": "DTLZ2", "options": {"num_objectives": 3}},
+}
+CONTENDERS: dict[str, dict[str, Any]] = {
+    "effsearch auto": {"name": "auto"},
+    "effsearch nsga2_dynamic": {"name": "nsga2_dynamic"},
+    "effsearch tpe": {"name": "tpe"},
+    "optuna NSGAII": {"name": "nsga2", "options": {"population_size": 50}},
+    "optuna TPE": {
+        "name": "tpe",
+        "options": {"multivariate": False, "group": False, "constant_liar": False},
+    },
+    "optuna GP": {"name": "gp"},
+    "random": {"name": "random"},
+}
+
+
+def problem_facts(problem: str, dim: int) -> tuple[list[float], float]:
+    """The standard reference point and the hypervolume of the true front."""
+    from botorch.test_functions import multi_objective
+
+    spec = PROBLEMS[problem]
+    function = getattr(multi_objective, spec["cls"])(dim=dim, **spec["options"])
+    return [float(v) for v in function.ref_point], float(function.max_hv)
+
+
+def recipe(problem: str, contender: str, seed: int, dim: int, evals: int) -> dict[str, Any]:
+    reference, _ = problem_facts(problem, dim)
+    return {
+        "name": f"{problem}-{contender.replace(' ', '-')}-{seed}",
+        "seed": seed,
+        "task": {
+            "entrypoint": f"zdt_problems:{problem}",
+            "metrics": [f"f{i + 1}" for i in range(len(reference))],
+        },
+        "space": {"x": {f"x{i}": {"float": [0.0, 1.0]} for i in range(dim)}},
+        "objectives": [
+            {"metric": f"f{i + 1}", "direction": "minimize", "ref": ref}
+            for i, ref in enumerate(reference)
+        ],
+        "optimizer": CONTENDERS[contender],
+        "execution": {"executor": "inline"},
+        "budget": {"trials": evals},
+    }
+
+
+def one_run(problem: str, contender: str, seed: int, dim: int, evals: int, folder: Path) -> dict:
+    document = recipe(problem, contender, seed, dim, evals)
+    path = folder / f"{document['name']}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    run_dir = folder / document["name"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{RECIPES}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+    }
+    started = time.perf_counter()
+    cli = [sys.executable, "-m", "effsearch"]
+    ran = subprocess.run(
+        [*cli, "run", str(path), "--run-dir", str(run_dir)], env=env, capture_output=True, text=True
+    )
+    if ran.returncode != 0:
+        raise RuntimeError(f"{document['name']}: exit {ran.returncode}\n{ran.stderr[-2000:]}")
+    wall_s = time.perf_counter() - started
+    shown = subprocess.run(
+        [*cli, "show", str(run_dir), "--json"], check=True, env=env, capture_output=True
+    )
+    report = json.loads(shown.stdout)
+    return summarize_run(problem, contender, seed, dim, report, wall_s)
+
+
+def summarize_run(
+    problem: str, contender: str, seed: int, dim: int, report: dict, wall_s: float
+) -> dict:
+    from optuna._hypervolume import compute_hypervolume
+
+    reference, max_hv = problem_facts(problem, dim)
+    trials = sorted(report["trials"], key=lambda t: t["number"])
+    ref = np.array(reference)
+    row: dict[str, Any] = {
+        "problem": problem,
+        "contender": contender,
+        "seed": seed,
+        "dim": dim,
+        "optimizer": report["optimizer"],
+        "wall_s": round(wall_s, 1),
+        "suggest_s": [t["suggest_s"] for t in trials],
+    }
+    for evals in CHECKPOINTS:
+        values = np.array(
+            [t["values"] for t in trials[:evals] if t["state"] == "COMPLETE"], dtype=float
+        )
+        inside = values[np.all(values <= ref, axis=1)] if len(values) else values
+        volume = float(compute_hypervolume(inside, ref)) if len(inside) else 0.0
+        row[f"hv_{evals}"] = volume / max_hv if len(trials) >= evals else None
+    return row
+
+
+def summarize(rows: list[dict]) -> str:
+    """Median normalized hypervolume per problem and contender, and suggestion overhead."""
+    table: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        table[(row["problem"], row["contender"])].append(row)
+    lines = []
+    for problem in PROBLEMS:
+        contenders = [c for c in CONTENDERS if (problem, c) in table]
+        if not contenders:
+            continue
+        seeds = len(table[(problem, contenders[0])])
+        dim = table[(problem, contenders[0])][0]["dim"]
+        lines += [
+            f"\n### {problem.upper()} (d={dim}), median normalized hypervolume over {seeds} seeds",
+            "",
+            "| contender | 50 evals | 100 evals | 200 evals | suggest s/trial (90-110) | "
+            "suggest s/trial (all) |",
+            "|---|---|---|---|---|---|",
+        ]
+        best_optuna = {
+            evals: max(
+                _median(table[(problem, c)], f"hv_{evals}") or 0.0
+                for c in contenders
+                if c.startswith("optuna")
+            )
+            for evals in CHECKPOINTS
+            if any(c.startswith("optuna") for c in contenders)
+        }
+        for contender in contenders:
+            runs = table[(problem, contender)]
+            cells = []
+            for evals in CHECKPOINTS:
+                median = _median(runs, f"hv_{evals}")
+                text = "-" if median is None else f"{median:.5f}"
+                if median is not None and median >= best_optuna.get(evals, 2.0):
+                    text = f"**{text}**"
+                cells.append(text)
+            around_100 = [s for r in runs for s in r["suggest_s"][89:110] if s is not None]
+            overall = [s for r in runs for s in r["suggest_s"] if s is not None]
+            cells.append(f"{statistics.median(around_100):.3f}" if around_100 else "-")
+            cells.append(f"{statistics.mean(overall):.3f}" if overall else "-")
+            lines.append(f"| {contender} | " + " | ".join(cells) + " |")
+        chosen = {r["optimizer"]["name"] for r in table.get((problem, "effsearch auto"), [])}
+        if chosen:
+            lines.append(f"\n`auto` chose: {', '.join(sorted(chosen))}.")
+    lines.append(
+        "\nBold: at least the best median of Optuna's samplers at that budget. "
+        "Suggestion times on the machine that ran the searches."
+    )
+    return "\n".join(lines)
+
+
+def _median(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--dim", type=int, default=6)
+    parser.add_argument("--evals", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/optimizers.jsonl")
+    parser.add_argument("--summarize", type=Path, help="only print the table of a results file")
+    args = parser.parse_args()
+    if args.summarize:
+        rows = [json.loads(line) for line in args.summarize.read_text().splitlines() if line]
+        print(summarize(rows))
+        return
+    unknown = set(args.contenders) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"unknown contenders {sorted(unknown)}; known: {list(CONTENDERS)}")
+    work = [
+        (problem, contender, seed)
+        for seed in args.seeds
+        for problem in args.problems
+        for contender in args.contenders
+    ]
+    # The slowest (GP-based) runs first, so the parallel tail is short.
+    work.sort(key=lambda w: w[1] not in ("effsearch auto", "optuna GP"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        futures = [
+            pool.submit(one_run, p, c, s, args.dim, args.evals, Path(tmp)) for p, c, s in work
+        ]
+        with args.out.open("a") as out:
+            for future in as_completed(futures):
+                row = future.result()
+                rows.append(row)
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+                print(
+                    f"{row['problem']:6} {row['contender']:24} seed {row['seed']}: "
+                    + " ".join(f"hv@{e} {row[f'hv_{e}']}" for e in CHECKPOINTS)
+                    + f"  ({row['wall_s']} s)",
+                    flush=True,
+                )
+    print(summarize(rows))
+
+
+if __name__ == "__main__":
+    main()
