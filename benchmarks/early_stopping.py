@@ -38,9 +38,9 @@ class Silent(View):
     def message(self, text: str) -> None: ...
 
 
-def run(seed: int, trials: int, early: bool, folder: Path) -> dict[str, float]:
+def run(seed: int, trials: int, early: dict[str, Any] | None, folder: Path) -> dict[str, float]:
     document = yaml.safe_load(QUICKSTART.read_text())
-    document["name"] = f"es-{int(early)}-{seed}"
+    document["name"] = f"es-{early['method'].replace('+', '-') if early else 'off'}-{seed}"
     document["seed"] = seed
     document["budget"] = {"trials": trials}
     document["objectives"] = [
@@ -49,11 +49,7 @@ def run(seed: int, trials: int, early: bool, folder: Path) -> dict[str, float]:
         {"metric": "size_mb", "direction": "minimize", "ref": 0.7},
     ]
     if early:
-        document["early_stopping"] = {
-            "method": "successive_halving",
-            "min_step": MIN_STEP,
-            "eta": ETA,
-        }
+        document["early_stopping"] = early
     path = folder / f"{document['name']}.yaml"
     path.write_text(yaml.safe_dump(document))
     recipe = load_recipe(path)
@@ -63,6 +59,10 @@ def run(seed: int, trials: int, early: bool, folder: Path) -> dict[str, float]:
     return {
         "hypervolume": pareto.hypervolume(trials_done, recipe.objectives, reference) or 0.0,
         "compute_s": sum(t.user_attrs.get(records.DURATION, 0.0) for t in trials_done),
+        "epochs": sum(
+            max((e["step"] for e in t.user_attrs.get(records.HISTORY, [])), default=0.0)
+            for t in trials_done
+        ),
         "pruned": sum(t.state.name == "PRUNED" for t in trials_done),
     }
 
@@ -71,12 +71,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument(
+        "--method",
+        default="successive_halving",
+        choices=["successive_halving", "pareto", "successive_halving+pareto"],
+    )
+    parser.add_argument("--min-step", type=int, default=MIN_STEP)
+    parser.add_argument("--eta", type=int, default=ETA)
+    parser.add_argument("--min-trials", type=int, default=5)
     args = parser.parse_args()
+    rule = {
+        "method": args.method,
+        "min_step": args.min_step,
+        "eta": args.eta,
+        "min_trials": args.min_trials,
+    }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            full = run(seed, args.trials, early=False, folder=Path(tmp))
-            early = run(seed, args.trials, early=True, folder=Path(tmp))
+            full = run(seed, args.trials, early=None, folder=Path(tmp))
+            early = run(seed, args.trials, early=rule, folder=Path(tmp))
             rows.append(
                 {
                     "seed": seed,
@@ -84,6 +98,7 @@ def main() -> None:
                     "early": early,
                     "hypervolume_ratio": round(early["hypervolume"] / full["hypervolume"], 3),
                     "compute_ratio": round(early["compute_s"] / full["compute_s"], 3),
+                    "epochs_ratio": round(early["epochs"] / full["epochs"], 3),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -92,7 +107,9 @@ def main() -> None:
             {
                 "median_hypervolume_ratio": statistics.median(r["hypervolume_ratio"] for r in rows),
                 "median_compute_ratio": statistics.median(r["compute_ratio"] for r in rows),
+                "median_epochs_ratio": statistics.median(r["epochs_ratio"] for r in rows),
                 "trials": args.trials,
+                "early_stopping": rule,
             }
         )
     )

@@ -92,9 +92,12 @@ class BudgetSection(_Section):
 class EarlyStoppingSection(_Section):
     """Stop unpromising trials at rungs ``min_step * eta**k`` of their reported steps."""
 
-    method: Literal["successive_halving"] = "successive_halving"
+    method: Literal["successive_halving", "pareto", "successive_halving+pareto"] = (
+        "successive_halving"
+    )
     min_step: int = Field(1, ge=1)
     eta: int = Field(3, ge=2, le=100)
+    min_trials: int = Field(5, ge=1)  # finished feasible trials before the Pareto pruner acts
 
 
 class MeasureSection(_Section):

@@ -160,3 +160,26 @@ def test_latency_reports_spread_of_the_repeats():
     assert result["latency_min_ms"] <= result["latency_ms"] <= result["latency_p90_ms"]
     assert result["latency_iqr_ms"] >= 0
     assert result["latency_batch_size"] == 4
+
+
+@pytest.mark.parametrize("scheme", ["none", "int8_dynamic_fbgemm"])
+def test_precheck_gives_cost_metrics_before_training_and_times_only_when_asked(task, scheme):
+    config = {
+        "architecture": {"width_mult": 0.5, "depth": 2},
+        "pruning": {"method": "channel", "sparsity": 0.5},
+        "quantization": {"scheme": scheme},
+    }
+    settings = MeasureSettings(8, 1, 5)
+    untimed = task.precheck(config, TrialContext(trial_number=0, seed=0, measure=settings))
+    ctx = TrialContext(trial_number=0, seed=0, measure=settings, measure_before_training=True)
+    timed = task.precheck(config, ctx)
+
+    assert {"params", "flops", "size_mb"} <= set(untimed)
+    assert "latency_ms" not in untimed
+    assert timed["latency_ms"] > 0 and timed["throughput_per_s"] > 0
+    assert set(timed) <= DigitsCNN.early_metrics
+    assert any("untrained compressed model" in note for note in ctx.notes)
+    # the same shapes and formats as the trained trial will have
+    trained, _ = run(task, **config)
+    assert untimed["size_mb"] == pytest.approx(trained["size_mb"])
+    assert untimed["params"] == trained["params"]

@@ -1,16 +1,18 @@
-"""Multi-objective successive halving: rung decisions, and trials stopped inside a real search."""
+"""Multi-objective early stopping: rung decisions, the Pareto pruner's bound, and trials stopped
+inside a real search."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
+import toy_tasks
 from test_pareto import Quiet
 
 from effsearch.recipe import ObjectiveSection, load_recipe
 from effsearch.search import records
-from effsearch.search.early_stopping import SuccessiveHalving, rank
+from effsearch.search.early_stopping import ParetoPruner, SuccessiveHalving, rank
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner
 
@@ -83,3 +85,75 @@ def test_local_workers_ask_the_driver_and_stop(
     result = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False)
     states = [t.state for t in result.study.get_trials()]
     assert TrialState.PRUNED in states and TrialState.COMPLETE in states
+
+
+# ----------------------------------------------------------------------------- Pareto pruner
+ACCURACY_SIZE = (ObjectiveSection(metric="accuracy", direction="maximize"),
+                 ObjectiveSection(metric="size_mb", direction="minimize"))
+
+
+def finished_trial(accuracy: float, size_mb: float, history: list[float]) -> FrozenTrial:
+    """A complete feasible trial whose accuracy was ``history[k]`` after epoch k + 1."""
+    return create_trial(
+        values=[accuracy, size_mb],
+        user_attrs={records.HISTORY: [
+            {"step": float(k + 1), "accuracy": a} for k, a in enumerate(history)
+        ]},
+    )
+
+
+# Finished trials gained at most 0.1 accuracy after epoch 1 (0.8 -> 0.9).
+FINISHED = [
+    finished_trial(0.90, 2.0, [0.80, 0.85, 0.90]),
+    finished_trial(0.85, 1.0, [0.80, 0.82, 0.85]),
+    finished_trial(0.70, 0.5, [0.65, 0.68, 0.70]),
+]
+
+
+def pruner(min_trials: int = 3) -> ParetoPruner:
+    return ParetoPruner(ACCURACY_SIZE, lambda: FINISHED, min_step=1, min_trials=min_trials)
+
+
+def test_pareto_pruner_stops_a_trial_whose_best_case_is_dominated():
+    # size 2.5 MB is exact (known before training, never in a history); accuracy 0.6 at epoch 1
+    # can reach at most 0.6 + 0.1 = 0.7 < 0.9 -> the 0.9 / 2.0 MB trial dominates it.
+    assert not pruner().observe(7, 1, {"accuracy": 0.6, "size_mb": 2.5})
+
+
+def test_pareto_pruner_keeps_a_trial_that_could_still_reach_the_front():
+    # 0.85 + 0.1 = 0.95 would beat every finished trial's accuracy
+    assert pruner().observe(7, 1, {"accuracy": 0.85, "size_mb": 2.5})
+    # tiny models are on the front whatever their accuracy
+    assert pruner().observe(7, 1, {"accuracy": 0.1, "size_mb": 0.1})
+
+
+def test_pareto_pruner_is_optimistic_about_metrics_not_known_yet():
+    # no size yet: assume the smallest size seen (0.5 MB); 0.6 + 0.1 = 0.7 ties, never beaten
+    assert pruner().observe(7, 1, {"accuracy": 0.6})
+
+
+def test_pareto_pruner_waits_for_enough_finished_trials():
+    assert pruner(min_trials=4).observe(7, 1, {"accuracy": 0.0, "size_mb": 9.0})
+
+
+def test_pareto_pruner_stops_trials_in_a_real_search(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = load_recipe(write_recipe(
+        entrypoint="reports_progress_and_cost",
+        early_stopping={"method": "pareto", "min_step": 1, "min_trials": 3},
+        budget={"trials": 20},
+    ))
+    result = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False)
+    trials = result.study.get_trials()
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, "a random search on ZDT1 has trials the front dominates from epoch 1"
+    assert len(trials) == 20
+    complete = [t.values for t in trials if t.state == TrialState.COMPLETE]
+    for trial in pruned:
+        assert "stopped early at step" in trial.user_attrs[records.STOPPED]
+        # the bound is exact in this toy: what it would have reached is truly dominated
+        would_be = toy_tasks.zdt1_values([trial.params[f"params.x{i}"] for i in range(3)])
+        assert any(
+            f1 <= would_be["f1"] and f2 <= would_be["f2"] for f1, f2 in complete
+        ), trial.number

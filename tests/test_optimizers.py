@@ -18,7 +18,9 @@ import pytest
 from optuna.trial import TrialState
 
 from effsearch.errors import UserInputError
+from effsearch.recipe import ObjectiveSection
 from effsearch.registry import names
+from effsearch.search import pareto
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.spaces.knobs import (
     CategoricalDistribution,
@@ -198,6 +200,58 @@ def test_named_optimizer_says_it_was_named(name):
 
     assert (choice.name, choice.reason) == (name, "named in the recipe")
     assert isinstance(choice.sampler, optuna.samplers.BaseSampler)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_parallel_workers_get_distinct_configs(name):
+    """Four trials asked before any is told (four busy workers) must not repeat each other."""
+    request = OptimizerRequest(seed=0, n_objectives=2, space=SPACE, workers=4, trials=40)
+    study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(name, request).sampler)
+    for _ in range(12):
+        trial = study.ask()
+        config = SPACE.suggest(trial)
+        trial.set_constraint("x_limit", config["params"]["x"] - X_LIMIT)
+        study.tell(trial, objectives(config))
+    in_flight = [SPACE.suggest(study.ask()) for _ in range(4)]
+
+    distinct = {repr(sorted(c["params"].items())) for c in in_flight}
+    assert len(distinct) == 4, in_flight
+
+
+# ----------------------------------------------------------------------------- botorch
+def test_botorch_infers_the_reference_point_once_and_stores_it():
+    run = reference_run("botorch")
+    stored = run.study.user_attrs[pareto.STUDY_REFERENCE]
+
+    assert stored["source"].startswith("inferred from trials ")
+    assert len(stored["values"]) == 2
+    # later trials do not move it: the same rule over all trials would give another point
+    again = pareto.reference_point(
+        run.study.trials,
+        [ObjectiveSection(metric=f"objective {i}", direction=d) for i, d in enumerate(DIRECTIONS)],
+        [],
+    )
+    assert again is not None and again.values == stored["values"]
+
+
+def test_botorch_uses_the_recipe_reference_point_when_there_is_one():
+    request = OptimizerRequest(
+        seed=0,
+        n_objectives=2,
+        space=SPACE,
+        workers=1,
+        trials=15,
+        objectives=[
+            ObjectiveSection(metric="cost", direction="minimize", ref=3.0),
+            ObjectiveSection(metric="quality", direction="maximize", ref=0.0),
+        ],
+    )
+    study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler("botorch", request).sampler)
+    for _ in range(12):
+        trial = study.ask()
+        study.tell(trial, objectives(SPACE.suggest(trial)))
+
+    assert study.user_attrs[pareto.STUDY_REFERENCE] == {"values": [3.0, 0.0], "source": "recipe"}
 
 
 # ----------------------------------------------------------------------------- auto

@@ -54,3 +54,18 @@ MODEL_METRICS = (
     MetricInfo("accuracy_delta", "accuracy minus the uncompressed parent's accuracy", "maximize"),
     MetricInfo("train_time_s", "training plus recovery fine-tuning time"),
 )
+
+EARLY_HARDWARE_METRICS = frozenset(
+    {
+        "latency_ms",
+        "latency_p50_ms",
+        "latency_p90_ms",
+        "latency_min_ms",
+        "latency_iqr_ms",
+        "throughput_per_s",
+        "energy_j_est",
+        "energy_j",
+    }
+)
+"""What timing the untrained compressed model tells: the same kernels on the same shapes as
+after training. A task may measure these before training (``measure_before_training``)."""

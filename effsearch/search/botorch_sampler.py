@@ -185,13 +185,10 @@ class BoTorchSampler(BaseSampler):
             return qLogExpectedHypervolumeImprovement(
                 model=model,
                 ref_point=ref_point,
-                partitioning=partitioning,
+                partitioning=partitioning,  # type: ignore[arg-type]  # a subclass in practice
                 sampler=SobolQMCNormalSampler(torch.Size([mc_samples]), seed=self.seed + number),
                 objective=IdentityMCMultiOutputObjective(outcomes=list(range(n_obj))),
-                constraints=[
-                    (lambda z, i=i: z[..., n_obj + i]) for i in range(len(constraint_names))
-                ]
-                or None,
+                constraints=[_output(n_obj + i) for i in range(len(constraint_names))] or None,
             )
 
         rng = np.random.default_rng(self.seed * 1_000_003 + number)
@@ -293,6 +290,11 @@ def _non_dominated(values: np.ndarray, violations: np.ndarray) -> np.ndarray:
         dominated = np.any(np.all(others >= values[i], axis=1) & np.any(others > values[i], axis=1))
         mask[i] = not dominated
     return mask
+
+
+def _output(index: int) -> Callable[[Any], Any]:
+    """A botorch constraint callable: model output ``index`` (<= 0 is feasible)."""
+    return lambda samples: samples[..., index]
 
 
 def _usable(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:

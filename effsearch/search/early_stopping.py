@@ -1,22 +1,37 @@
-"""Multi-objective early stopping: asynchronous successive halving ranked by non-domination.
+"""Multi-objective early stopping: successive halving ranked by non-domination, and a Pareto pruner.
 
-Optuna's pruners refuse multi-objective studies, so this is ours. Rungs sit at steps
+Optuna's pruners refuse multi-objective studies, so this is ours. Both rules are decided in the
+driver at each intermediate report and can be combined (a trial goes on only if both agree).
+
+**Successive halving** (asynchronous). Rungs sit at steps
 ``min_step * eta**k``. The first time a trial reports at or past a rung, its reported values of
 the objectives (those it reports: accuracy per epoch, say) are recorded there, and it goes on
 only if it ranks in the top ``1/eta`` of every trial recorded at that rung so far. Ranking:
 non-dominated sorting, ties in a front broken by crowding distance (boundary points first).
-With fewer than ``eta`` trials at a rung, everyone goes on. Decisions are made in the driver;
-the state is rebuilt on resume from the intermediate reports stored with finished trials.
+With fewer than ``eta`` trials at a rung, everyone goes on. The state is rebuilt on resume
+from the intermediate reports stored with finished trials.
+
+**Pareto pruner.** At each report from ``min_step`` on, once ``min_trials`` feasible trials have
+finished, a trial's *optimistic bound* is built per objective: a value known before training
+(size, params, FLOPs: never in a task's own reports) is exact; a value the task reports (accuracy
+per epoch) is the current value plus the largest gain any finished trial made from that step to
+its final value; a value not known yet (latency) is the best any finished trial reached. The
+trial stops when a finished feasible trial is strictly better than that bound in every
+objective: even its best case would not reach the Pareto set.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+from optuna.trial import FrozenTrial
 
 from effsearch.recipe import ObjectiveSection
+from effsearch.search import pareto, records
+
+Decision = Callable[[int, float, Mapping[str, float]], bool]
 
 
 class SuccessiveHalving:
@@ -72,6 +87,96 @@ class SuccessiveHalving:
             else 0.0
             for o in self.objectives
         ]
+
+
+class ParetoPruner:
+    """Stops a trial whose optimistic bound a finished trial dominates (see the module doc)."""
+
+    def __init__(
+        self,
+        objectives: Sequence[ObjectiveSection],
+        finished: Callable[[], Sequence[FrozenTrial]],
+        min_step: int = 1,
+        min_trials: int = 5,
+    ) -> None:
+        if min_step < 1 or min_trials < 1:
+            raise ValueError(
+                f"need min_step >= 1 and min_trials >= 1; got {min_step=}, {min_trials=}"
+            )
+        self.objectives = list(objectives)
+        self.finished = finished
+        self.min_step = min_step
+        self.min_trials = min_trials
+
+    def observe(self, number: int, step: float, metrics: Mapping[str, float]) -> bool:
+        """True if the trial should go on."""
+        if step < self.min_step:
+            return True
+        done = [
+            t
+            for t in pareto.feasible_complete(self.finished())
+            if not t.user_attrs.get(records.REJECTED)
+        ]
+        if len(done) < self.min_trials:
+            return True
+        gains = np.array([_gains(self.objectives, t.values) for t in done])
+        bound = np.array(
+            [
+                self._optimistic(i, objective, step, metrics, done, gains[:, i])
+                for i, objective in enumerate(self.objectives)
+            ]
+        )
+        return not bool(np.any(np.all(gains > bound, axis=1)))
+
+    @staticmethod
+    def _optimistic(
+        i: int,
+        objective: ObjectiveSection,
+        step: float,
+        metrics: Mapping[str, float],
+        done: Sequence[FrozenTrial],
+        finals: np.ndarray,
+    ) -> float:
+        """The best final value (as a gain: larger is better) this trial could still reach."""
+        sign = 1.0 if objective.direction == "maximize" else -1.0
+        if objective.metric not in metrics:
+            return float(finals.max())
+        current = sign * float(metrics[objective.metric])
+        improvements = [
+            finals[k] - sign * earlier
+            for k, trial in enumerate(done)
+            if (earlier := _reported_at(trial, objective.metric, step)) is not None
+        ]
+        if not improvements:  # never reported during training: known before it, exact
+            return current
+        return current + max(0.0, max(improvements))
+
+
+def combine(*rules: Decision) -> Decision:
+    """A trial goes on only if every rule lets it (each rule sees every report)."""
+
+    def decide(number: int, step: float, metrics: Mapping[str, float]) -> bool:
+        verdicts = [rule(number, step, metrics) for rule in rules]
+        return all(verdicts)
+
+    return decide
+
+
+def _gains(objectives: Sequence[ObjectiveSection], values: Sequence[float]) -> list[float]:
+    return [
+        (1.0 if o.direction == "maximize" else -1.0) * float(v)
+        for o, v in zip(objectives, values, strict=True)
+    ]
+
+
+def _reported_at(trial: FrozenTrial, metric: str, step: float) -> float | None:
+    """The trial's own report of ``metric`` at the last step <= ``step`` (None: never)."""
+    reports = [
+        entry
+        for entry in trial.user_attrs.get(records.HISTORY, [])
+        if metric in entry and entry["step"] <= step
+    ]
+    return float(max(reports, key=lambda e: e["step"])[metric]) if reports else None
 
 
 def rank(points: Mapping[int, Sequence[float]]) -> list[int]:

@@ -165,7 +165,10 @@ def _botorch(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
 
     def reference(study: optuna.Study) -> list[float] | None:
         objectives = list(request.objectives) or [
-            ObjectiveSection(metric=f"objective {i}", direction=d.name.lower())
+            ObjectiveSection(
+                metric=f"objective {i}",
+                direction="maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize",
+            )
             for i, d in enumerate(study.directions)
         ]
         found = pareto.fixed_reference(study, objectives, request.constraints, store=True)

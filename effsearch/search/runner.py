@@ -27,9 +27,8 @@ from optuna.trial import TrialState
 
 from effsearch.errors import ResumeError
 from effsearch.recipe import RESUMABLE_FIELDS, Recipe, differences
-from effsearch.search import pareto, records
+from effsearch.search import early_stopping, pareto, records
 from effsearch.search import storage as storage_mod
-from effsearch.search.early_stopping import SuccessiveHalving
 from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
 from effsearch.search.executors.base import Decide, device_slots
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
@@ -373,7 +372,18 @@ class Runner:
         rule = self.recipe.early_stopping
         if rule is None:
             return None
-        halving = SuccessiveHalving(self.recipe.objectives, rule.min_step, rule.eta)
+        rules: list[early_stopping.Decision] = []
+        if "pareto" in rule.method:
+            pruner = early_stopping.ParetoPruner(
+                self.recipe.objectives,
+                lambda: study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                rule.min_step,
+                rule.min_trials,
+            )
+            rules.append(pruner.observe)
+        if "successive_halving" not in rule.method:
+            return rules[0]
+        halving = early_stopping.SuccessiveHalving(self.recipe.objectives, rule.min_step, rule.eta)
         finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         # Reports as the driver saw them: with what was known before training (final metrics
         # hold those values too), so replayed rungs rank like live ones.
@@ -387,7 +397,7 @@ class Runner:
             )
             for t in finished
         )
-        return halving.observe
+        return early_stopping.combine(halving.observe, *rules)
 
     def _tell_rejected(
         self, study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome

@@ -57,6 +57,9 @@ class TrialContext:
     fidelity: float | None = None
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     trial_dir: Path | None = None
+    measure_before_training: bool = False
+    """Whether :meth:`Task.precheck` should also time the untrained model (early stopping
+    ranks on it, or a constraint on latency can reject before training)."""
     history: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     on_report: Callable[[int, Mapping[str, float]], None] | None = None
@@ -125,8 +128,9 @@ class Task(ABC):
 
     def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
         """Metrics that follow from the configuration alone (size, params, FLOPs of the built,
-        untrained model), computed before ``run``; a trial that breaks a constraint on them is
-        rejected without training. The default knows none."""
+        untrained model; with ``ctx.measure_before_training`` also its measured latency),
+        computed before ``run``; a trial that breaks a constraint on them is rejected without
+        training. The default knows none."""
         return {}
 
     @abstractmethod

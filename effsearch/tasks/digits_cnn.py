@@ -31,6 +31,7 @@ from effsearch.tasks.pipeline import (
     accuracy,
     compress_and_measure,
     train_epochs,
+    untrained_cost,
 )
 from effsearch.tasks.pipeline import METRICS as PIPELINE_METRICS
 
@@ -140,6 +141,8 @@ class DigitsCNN(Task):
         model.eval()
         metrics = meters.params(model) | meters.flops(model, one_image, batch_size=1)
         quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
+        batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(quantized.input_dtype)
+        metrics |= untrained_cost(lambda: quantized.model(batch), ctx)
         return metrics | meters.size(quantized.model, sparse=True)
 
     def _train(

@@ -38,6 +38,7 @@ from effsearch.tasks.pipeline import (
     accuracy,
     compress_and_measure,
     train_epochs,
+    untrained_cost,
 )
 from effsearch.tasks.pipeline import METRICS as PIPELINE_METRICS
 
@@ -231,6 +232,9 @@ class HFTextClassification(Task):
         if prune_cfg.get("method") == "semi_structured_24":
             return metrics
         quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
+        size = ctx.measure.batch_size
+        batch = {k: _first(v, size).to(device) for k, v in self.test_inputs.items()}
+        metrics |= untrained_cost(lambda: quantized.model(**batch), ctx)
         return metrics | meters.size(quantized.model, sparse=True)
 
     def _fresh_model(self) -> nn.Module:

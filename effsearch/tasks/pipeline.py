@@ -16,7 +16,12 @@ import torch
 from torch import nn
 
 from effsearch.objectives import meters
-from effsearch.objectives.metrics import HARDWARE_METRICS, MODEL_METRICS, MetricInfo
+from effsearch.objectives.metrics import (
+    EARLY_HARDWARE_METRICS,
+    HARDWARE_METRICS,
+    MODEL_METRICS,
+    MetricInfo,
+)
 from effsearch.spaces import pruning, quantization
 from effsearch.tasks.base import Config, TrialContext
 
@@ -28,7 +33,10 @@ METRICS = (
 )
 """What :func:`compress_and_measure` measures, for every task that uses it."""
 
-EARLY_METRICS = frozenset({"params", "nonzero_params", "flops", "size_mb", "size_dense_mb"})
+EARLY_METRICS = (
+    frozenset({"params", "nonzero_params", "flops", "size_mb", "size_dense_mb"})
+    | EARLY_HARDWARE_METRICS
+)
 """What a built-in task's ``precheck`` knows before training."""
 
 UNCOMPRESSED: dict[str, dict[str, Any]] = {
@@ -53,6 +61,21 @@ class Workload:
     forward: Callable[[nn.Module, torch.dtype], Callable[[], Any]]
     one_input: Any  # one example (a tensor, or a dict of keyword tensors) for FLOPs and pruning
     head_size: int | None = None
+
+
+def untrained_cost(forward: Callable[[], Any], ctx: TrialContext) -> dict[str, float]:
+    """Latency, throughput and energy of the compressed but untrained model, when the trial
+    asks for them (``ctx.measure_before_training``): weights' values do not change which
+    kernels run on which shapes. The trial's own figures are measured again after training."""
+    if not ctx.measure_before_training:
+        return {}
+    measured = meters.measure_model(forward, ctx.measure.batch_size, ctx)
+    ctx.note(
+        "latency, throughput and energy were also timed on the untrained compressed model, "
+        "before training (early stopping and constraints use them); the values recorded for a "
+        "finished trial are timed after training"
+    )
+    return {k: v for k, v in measured.items() if k in EARLY_HARDWARE_METRICS}
 
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
 from effsearch.objectives.slots import DeviceSlots
 from effsearch.recipe import Constraint
 from effsearch.tasks.base import MeasureSettings, StopTrial, TaskSpec, TrialContext
@@ -129,6 +130,9 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
         # Only when it can decide something: a constraint or a rung on what it knows.
         wanted = ctx.on_report is not None or any(
             c.metric in task.early_metrics for c in job.constraints
+        )
+        ctx.measure_before_training = ctx.on_report is not None or any(
+            c.metric in EARLY_HARDWARE_METRICS for c in job.constraints
         )
         early = check_metrics(task.precheck(job.config, ctx)) if wanted else {}
         known_early.update(early)
