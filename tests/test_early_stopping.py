@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from optuna.trial import FrozenTrial, TrialState, create_trial
 import toy_tasks
+from optuna.trial import FrozenTrial, TrialState, create_trial
 from test_pareto import Quiet
 
 from effsearch.recipe import ObjectiveSection, load_recipe

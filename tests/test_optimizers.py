@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from effsearch.errors import UserInputError
 from effsearch.recipe import ObjectiveSection
 from effsearch.registry import names
-from effsearch.search import pareto
+from effsearch.search import pareto, records
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.spaces.knobs import (
     CategoricalDistribution,
@@ -246,7 +246,8 @@ def test_botorch_uses_the_recipe_reference_point_when_there_is_one():
             ObjectiveSection(metric="quality", direction="maximize", ref=0.0),
         ],
     )
-    study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler("botorch", request).sampler)
+    sampler = make_sampler("botorch", request).sampler
+    study = optuna.create_study(directions=DIRECTIONS, sampler=sampler)
     for _ in range(12):
         trial = study.ask()
         study.tell(trial, objectives(SPACE.suggest(trial)))
@@ -278,6 +279,18 @@ def test_auto_names_its_choice_and_why(n_objectives, space, workers, trials, cho
     assert chosen in OPTIMIZERS
 
 
+@pytest.mark.parametrize(
+    ("trial_s", "chosen"), [(2.0, "tpe"), (600.0, "botorch"), (None, "botorch")]
+)
+def test_auto_weighs_the_cost_of_a_trial(trial_s, chosen):
+    request = OptimizerRequest(0, 2, SPACE, 2, 40, typical_trial_s=trial_s)
+    choice = make_sampler("auto", request)
+
+    assert choice.name == chosen
+    if chosen == "tpe":
+        assert "trials of this task take about 2 s" in choice.reason
+
+
 def test_unknown_optimizer_lists_the_known_ones():
     with pytest.raises(KeyError) as info:
         make_sampler("nsgaa2", OptimizerRequest(0, 2, SPACE, 1, 10))
@@ -306,3 +319,31 @@ def test_dynamic_nsga2_runs_small_generations_first():
     sizes = [generations.count(g) for g in sorted(set(generations))]
     assert sizes[:4] == [4, 4, 8, 16]  # 4 for the first 8 evaluations, then doubling
     assert [sampler.generation_size(g) for g in range(5)] == [4, 4, 8, 16, 16]
+
+
+def test_botorch_learns_from_trials_stopped_early():
+    """A stopped trial's last metrics count as an observation (pessimistic, but it marks the
+    region); without every objective among them it is left out."""
+    request = OptimizerRequest(
+        seed=0,
+        n_objectives=2,
+        space=SPACE,
+        workers=1,
+        trials=20,
+        objectives=[
+            ObjectiveSection(metric="cost", direction="minimize"),
+            ObjectiveSection(metric="quality", direction="maximize"),
+        ],
+    )
+    sampler = make_sampler("botorch", request).sampler
+    study = optuna.create_study(directions=DIRECTIONS, sampler=sampler)
+    for i in range(4):
+        trial = study.ask()
+        SPACE.suggest(trial)
+        last = {"cost": 1.0 + i, "quality": 0.1} if i % 2 == 0 else {"cost": 1.0}
+        trial.set_user_attr(records.METRICS, last)
+        study.tell(trial, state=TrialState.PRUNED)
+
+    observed = sampler._observations(study)
+
+    assert [values for _, values, _ in observed] == [[1.0, 0.1], [3.0, 0.1]]

@@ -46,6 +46,10 @@ from effsearch.spaces.knobs import SearchSpace
 SCREEN_MC_SAMPLES = 4
 SHORTLIST = 32
 
+Observation = tuple[dict[str, Any], list[float], dict[str, float]]
+"""A finished trial as the model sees it: params, objective values, constraint violations."""
+StoppedValues = Callable[[FrozenTrial], "tuple[list[float], dict[str, float]] | None"]
+"""Objective values and constraint violations of a trial stopped early (None: not known)."""
 ReferenceRule = Callable[[Study], "list[float] | None"]
 """The run's fixed reference point in the objectives' own units (None: not known yet)."""
 
@@ -63,6 +67,7 @@ class BoTorchSampler(BaseSampler):
         candidates: int = 512,
         mc_samples: int = 32,
         threads: int = 1,
+        stopped: StoppedValues | None = None,
     ) -> None:
         if n_startup_trials < 2 or candidates < 16 or mc_samples < 8 or threads < 1:
             raise ValueError(
@@ -76,6 +81,7 @@ class BoTorchSampler(BaseSampler):
         self.candidates = candidates
         self.mc_samples = mc_samples
         self.threads = threads
+        self.stopped = stopped
         self._fallback = RandomSampler(seed=seed)
         self._hyperparameters: dict[str, Any] | None = None
         self.last_suggestion_s: float | None = None
@@ -98,7 +104,7 @@ class BoTorchSampler(BaseSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        finished = _usable(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        finished = self._observations(study)
         reference = self.reference(study) if len(finished) >= self.n_startup_trials else None
         if reference is None:
             return self.encoding.decode(self._sobol_point(trial.number))
@@ -122,6 +128,25 @@ class BoTorchSampler(BaseSampler):
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     # ------------------------------------------------------------------ the model step
+    def _observations(self, study: Study) -> list[Observation]:
+        """Finished trials as (params, objective values, constraint violations): complete ones,
+        and stopped ones whose last metrics hold every objective (``self.stopped`` reads them).
+        A stopped trial's last values are pessimistic: they tell the model the region is poor,
+        and keep it from proposing the same configuration again."""
+        observed: list[Observation] = []
+        for trial in study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+        ):
+            if not trial.params:
+                continue
+            if trial.state == TrialState.COMPLETE and trial.values is not None:
+                observed.append((trial.params, list(trial.values), dict(trial.constraints)))
+            elif trial.state == TrialState.PRUNED and self.stopped is not None:
+                last = self.stopped(trial)
+                if last is not None:
+                    observed.append((trial.params, *last))
+        return [o for o in observed if all(math.isfinite(v) for v in o[1])]
+
     def _sobol_point(self, number: int) -> np.ndarray:
         from scipy.stats import qmc
 
@@ -133,7 +158,7 @@ class BoTorchSampler(BaseSampler):
     def _propose(
         self,
         study: Study,
-        finished: Sequence[FrozenTrial],
+        finished: Sequence[Observation],
         running: Sequence[FrozenTrial],
         reference: Sequence[float],
         number: int,
@@ -152,13 +177,13 @@ class BoTorchSampler(BaseSampler):
             [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
         )
         n_obj = len(to_max)
-        constraint_names = sorted({name for t in finished for name in t.constraints})
-        x = np.array([self.encoding.encode(t.params) for t in finished])
+        constraint_names = sorted({name for _, _, violations in finished for name in violations})
+        x = np.array([self.encoding.encode(params) for params, _, _ in finished])
         outcomes = np.hstack(
             [
-                np.array([t.values for t in finished], dtype=float) * to_max,
+                np.array([values for _, values, _ in finished], dtype=float) * to_max,
                 np.array(
-                    [[t.constraints.get(name, 0.0) for name in constraint_names] for t in finished],
+                    [[v.get(name, 0.0) for name in constraint_names] for _, _, v in finished],
                     dtype=float,
                 ).reshape(len(finished), len(constraint_names)),
             ]
@@ -295,14 +320,6 @@ def _non_dominated(values: np.ndarray, violations: np.ndarray) -> np.ndarray:
 def _output(index: int) -> Callable[[Any], Any]:
     """A botorch constraint callable: model output ``index`` (<= 0 is feasible)."""
     return lambda samples: samples[..., index]
-
-
-def _usable(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    return [
-        t
-        for t in trials
-        if t.values is not None and t.params and all(math.isfinite(v) for v in t.values)
-    ]
 
 
 @contextmanager

@@ -222,6 +222,7 @@ class Runner:
                 options=recipe.optimizer.options,
                 objectives=recipe.objectives,
                 constraints=recipe.constraints,
+                typical_trial_s=_typical_trial_s(recipe),
             )
             choice = make_sampler(recipe.optimizer.name, request)
             study.sampler = choice.sampler
@@ -566,3 +567,8 @@ def _clip(value: Any, distribution: Any) -> Any:
     return (
         int(clipped) if isinstance(distribution, optuna.distributions.IntDistribution) else clipped
     )
+
+
+def _typical_trial_s(recipe: Recipe) -> float | None:
+    cls = task_class(recipe.task_spec)
+    return cls.typical_trial_s if cls is not None else None

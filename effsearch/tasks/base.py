@@ -125,6 +125,9 @@ class Task(ABC):
 
     #: metrics :meth:`precheck` returns
     early_metrics: ClassVar[frozenset[str]] = frozenset()
+    #: seconds a trial typically takes on a CPU, when the task knows (``auto`` weighs a model-
+    #: based optimizer's seconds per suggestion against it); None: unknown, assumed expensive
+    typical_trial_s: ClassVar[float | None] = None
 
     def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
         """Metrics that follow from the configuration alone (size, params, FLOPs of the built,

@@ -106,6 +106,7 @@ class DigitsCNN(Task):
         *PIPELINE_METRICS,
     )
     early_metrics = EARLY_METRICS
+    typical_trial_s = 2.0  # 15 epochs of a small CNN on 1,437 images, one thread
     baseline: ClassVar[Config] = {"architecture": {"width_mult": 1.0, "depth": 3}, **UNCOMPRESSED}
 
     def __init__(self) -> None:
