@@ -38,11 +38,19 @@ class Silent(View):
     def message(self, text: str) -> None: ...
 
 
-def run(seed: int, trials: int, early: dict[str, Any] | None, folder: Path) -> dict[str, float]:
+def run(
+    seed: int,
+    trials: int,
+    early: dict[str, Any] | None,
+    folder: Path,
+    steps: int | None = None,
+) -> dict[str, float]:
     document = yaml.safe_load(QUICKSTART.read_text())
     document["name"] = f"es-{early['method'].replace('+', '-') if early else 'off'}-{seed}"
     document["seed"] = seed
-    document["budget"] = {"trials": trials}
+    document["budget"] = (
+        {"trials": trials} if steps is None else {"trials": 4 * trials, "steps": steps}
+    )
     document["objectives"] = [
         {"metric": "accuracy", "direction": "maximize", "ref": 0.9},
         {"metric": "latency_ms", "direction": "minimize", "ref": 2.0},
@@ -79,6 +87,12 @@ def main() -> None:
     parser.add_argument("--min-step", type=int, default=MIN_STEP)
     parser.add_argument("--eta", type=int, default=ETA)
     parser.add_argument("--min-trials", type=int, default=5)
+    parser.add_argument(
+        "--compute-share",
+        type=float,
+        help="give the early-stopping run budget.steps = this share of the epochs the full run "
+        "trained (instead of the same number of trials), so stopped trials buy more trials",
+    )
     args = parser.parse_args()
     rule = {
         "method": args.method,
@@ -90,7 +104,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             full = run(seed, args.trials, early=None, folder=Path(tmp))
-            early = run(seed, args.trials, early=rule, folder=Path(tmp))
+            steps = None if args.compute_share is None else int(args.compute_share * full["epochs"])
+            early = run(seed, args.trials, early=rule, folder=Path(tmp), steps=steps)
             rows.append(
                 {
                     "seed": seed,
@@ -110,6 +125,7 @@ def main() -> None:
                 "median_epochs_ratio": statistics.median(r["epochs_ratio"] for r in rows),
                 "trials": args.trials,
                 "early_stopping": rule,
+                "compute_share": args.compute_share,
             }
         )
     )

@@ -86,6 +86,9 @@ class StallSection(_Section):
 class BudgetSection(_Section):
     trials: int | None = Field(None, ge=1, le=1_000_000)
     wall_minutes: float | None = Field(None, gt=0)
+    # Training steps (what trials report: epochs for built-in tasks) summed over finished
+    # trials; what early stopping saves buys more trials.
+    steps: int | None = Field(None, ge=1)
     stop_when_stalled: StallSection | None = None
 
 
@@ -380,8 +383,15 @@ def validate(
     constraints = _validate_constraints(sections.get("constraints"), task_info, out)
     _validate_names(sections, out)
     budget = sections.get("budget")
-    if isinstance(budget, BudgetSection) and budget.trials is None and budget.wall_minutes is None:
-        out.add(("budget",), "must set trials, wall_minutes or both (e.g. budget: {trials: 40})")
+    if isinstance(budget, BudgetSection) and (budget.trials, budget.wall_minutes, budget.steps) == (
+        None,
+        None,
+        None,
+    ):
+        out.add(
+            ("budget",),
+            "must set trials, wall_minutes, steps or several (e.g. budget: {trials: 40})",
+        )
     storage = sections.get("storage")
     if isinstance(storage, str) and "://" not in storage:
         out.add(

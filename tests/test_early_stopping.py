@@ -157,3 +157,36 @@ def test_pareto_pruner_stops_trials_in_a_real_search(
         assert any(
             f1 <= would_be["f1"] and f2 <= would_be["f2"] for f1, f2 in complete
         ), trial.number
+
+
+# ----------------------------------------------------------------------------- budget.steps
+def test_a_steps_budget_lets_stopped_trials_buy_more_trials(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Every trial reports 4 steps; 60 steps buy 15 full trials, more when some stop early."""
+    full = load_recipe(write_recipe(
+        name="full", entrypoint="reports_progress", budget={"steps": 60, "trials": 50}
+    ))
+    early = load_recipe(write_recipe(
+        name="early",
+        entrypoint="reports_progress",
+        early_stopping={"min_step": 1, "eta": 2},
+        budget={"steps": 60, "trials": 50},
+    ))
+    full_trials = Runner(full, RunDir(tmp_path / "full"), Quiet()).run(resume=False).study.trials
+    early_trials = Runner(early, RunDir(tmp_path / "early"), Quiet()).run(resume=False).study.trials
+
+    assert len(full_trials) == 15
+    assert sum(records.trial_steps(t) for t in early_trials) <= 60
+    assert len(early_trials) > 15
+    assert any(t.state == TrialState.PRUNED for t in early_trials)
+
+
+def test_a_steps_budget_stops_when_trials_report_no_steps(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = load_recipe(write_recipe(entrypoint="zdt1", budget={"steps": 10, "trials": 50}))
+    study = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False).study
+
+    assert len(study.trials) == 3
+    assert "reported no steps" in study.user_attrs[records.STUDY_STOPPED_EARLY]

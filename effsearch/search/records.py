@@ -27,6 +27,11 @@ STUDY_WALL_S = "effsearch_wall_s_used"
 STUDY_STOPPED_EARLY = "effsearch_stopped_early"
 
 
+def trial_steps(trial: FrozenTrial) -> float:
+    """The last step a finished trial reported (0: it reported none)."""
+    return max((float(e["step"]) for e in trial.user_attrs.get(HISTORY, [])), default=0.0)
+
+
 def counted_trials(trials: Sequence[FrozenTrial]) -> int:
     """Trials that used up budget: finished ones, not those cut short by an interruption."""
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)

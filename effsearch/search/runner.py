@@ -59,15 +59,31 @@ class _Budget:
     trials: int | None
     wall_s: float | None
     wall_used_before_s: float
+    steps: int | None = None
     started: float = field(default_factory=time.monotonic)
 
     def wall_used_s(self) -> float:
         return self.wall_used_before_s + time.monotonic() - self.started
 
-    def allows(self, counted: int, in_flight: int) -> bool:
+    def allows(self, counted: int, in_flight: int, study: optuna.Study) -> bool:
         if self.trials is not None and counted + in_flight >= self.trials:
             return False
+        # one more trial only if it fits even when it runs all the way
+        if self.steps is not None and self.steps_committed(study, in_flight + 1) > self.steps:
+            return False
         return not (self.wall_s is not None and self.wall_used_s() >= self.wall_s)
+
+    @staticmethod
+    def steps_committed(study: optuna.Study, in_flight: int) -> float:
+        """Steps finished trials ran, plus, per trial in flight, the most a finished one ran
+        (it may go the whole way)."""
+        finished = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state.is_finished() and not t.user_attrs.get(records.INTERRUPTED)
+        ]
+        steps = [records.trial_steps(t) for t in finished]
+        return sum(steps) + in_flight * max(steps, default=0.0)
 
 
 def resumed_line(name: str, study: optuna.Study) -> str:
@@ -241,6 +257,7 @@ class Runner:
                 trials=recipe.budget.trials,
                 wall_s=recipe.budget.wall_minutes * 60 if recipe.budget.wall_minutes else None,
                 wall_used_before_s=float(study.user_attrs.get(records.STUDY_WALL_S, 0.0)),
+                steps=recipe.budget.steps,
             )
             executor = make_executor(
                 recipe.execution.executor,
@@ -274,7 +291,7 @@ class Runner:
         while self._stop_signal is None:
             while (
                 executor.free_slots() > 0
-                and budget.allows(counted, len(self._pending))
+                and budget.allows(counted, len(self._pending), study)
                 and self._stop_signal is None
                 and not stalled
             ):
@@ -290,7 +307,7 @@ class Runner:
                 volume = tracker.update(len(outcomes))
                 if volume is not None:
                     self.view.hypervolume(volume)
-                why = tracker.stall_reason()
+                why = tracker.stall_reason() or _unreported_steps(study, budget)
                 if why and not stalled:
                     stalled = True
                     study.set_user_attr(records.STUDY_STOPPED_EARLY, why)
@@ -566,6 +583,19 @@ def _clip(value: Any, distribution: Any) -> Any:
     clipped = min(max(value, low), high)
     return (
         int(clipped) if isinstance(distribution, optuna.distributions.IntDistribution) else clipped
+    )
+
+
+def _unreported_steps(study: optuna.Study, budget: _Budget) -> str | None:
+    """Why a ``budget.steps`` run cannot go on: its trials report no steps to count."""
+    if budget.steps is None:
+        return None
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    if len(finished) < 3 or any(records.trial_steps(t) for t in finished):
+        return None
+    return (
+        f"budget.steps is {budget.steps} but {len(finished)} finished trials reported no steps "
+        "(a task reports them with ctx.report(step, metrics)); set budget.trials instead"
     )
 
 
