@@ -62,6 +62,9 @@ def _user_errors(func: F) -> F:
 
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_default=False)]
+AddressOption = typer.Option(
+    "--address", help="Ray cluster to run trials on (HOST:PORT or auto); needs executor ray."
+)
 RunDirArg = Annotated[
     Path, typer.Argument(help="Run directory (default runs/<name>).", show_default=False)
 ]
@@ -81,10 +84,11 @@ def run(
             "--trials", min=1, help="Override budget.trials (total, including finished trials)."
         ),
     ] = None,
-    executor: Annotated[str | None, typer.Option("--executor", help="inline | local")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="inline | local | ray")] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Override execution.workers.")
     ] = None,
+    address: Annotated[str | None, AddressOption] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Continue the run in the run directory if there is one."),
@@ -93,7 +97,7 @@ def run(
     """Run a search as RECIPE says."""
     from effsearch.recipe import load_recipe
 
-    recipe = _with_overrides(load_recipe(recipe_path), trials, executor, workers)
+    recipe = _with_overrides(load_recipe(recipe_path), trials, executor, workers, address)
     directory = run_dir if run_dir is not None else Path("runs") / recipe.name
     _execute(recipe, directory, resume=resume)
 
@@ -105,13 +109,14 @@ def resume(
     trials: Annotated[
         int | None, typer.Option("--trials", min=1, help="New total trial budget.")
     ] = None,
-    executor: Annotated[str | None, typer.Option("--executor", help="inline | local")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="inline | local | ray")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
+    address: Annotated[str | None, AddressOption] = None,
 ) -> None:
     """Continue a stopped or crashed run: finished trials are kept, interrupted ones re-run."""
     from effsearch.search.rundir import RunDir
 
-    recipe = _with_overrides(RunDir(run_dir).frozen_recipe(), trials, executor, workers)
+    recipe = _with_overrides(RunDir(run_dir).frozen_recipe(), trials, executor, workers, address)
     _execute(recipe, run_dir, resume=True)
 
 
@@ -200,11 +205,17 @@ def init(
 
 # --------------------------------------------------------------------------------- helpers
 def _with_overrides(
-    recipe: Any, trials: int | None, executor: str | None, workers: int | None
+    recipe: Any,
+    trials: int | None,
+    executor: str | None,
+    workers: int | None,
+    address: str | None = None,
 ) -> Any:
     from effsearch.recipe import with_overrides
 
-    return with_overrides(recipe, trials=trials, executor=executor, workers=workers)
+    return with_overrides(
+        recipe, trials=trials, executor=executor, workers=workers, address=address
+    )
 
 
 def _execute(recipe: Any, run_dir: Path, resume: bool) -> None:

@@ -67,12 +67,21 @@ class OptimizerSection(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class TrialResources(_Section):
+    """What one trial reserves on a Ray cluster (default: ``threads_per_trial`` CPUs)."""
+
+    cpu: float | None = Field(None, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
 class ExecutionSection(_Section):
     executor: str = "local"
     workers: int = Field(2, ge=1, le=1024)
     trial_timeout_s: float = Field(600.0, gt=0)
     threads_per_trial: int = Field(1, ge=1, le=1024)
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    address: str | None = None  # executor ray: a cluster's HOST:PORT or auto
+    trial_resources: TrialResources | None = None  # executor ray
 
 
 class StallSection(_Section):
@@ -382,6 +391,7 @@ def validate(
     _validate_objectives(sections.get("objectives"), task_info, out)
     constraints = _validate_constraints(sections.get("constraints"), task_info, out)
     _validate_names(sections, out)
+    _validate_execution(execution, sections.get("early_stopping"), out)
     budget = sections.get("budget")
     if isinstance(budget, BudgetSection) and (budget.trials, budget.wall_minutes, budget.steps) == (
         None,
@@ -1007,6 +1017,24 @@ def _validate_constraints(
     return parsed
 
 
+def _validate_execution(execution: Any, early_stopping: Any, out: _Collector) -> None:
+    if not isinstance(execution, ExecutionSection):
+        return
+    if execution.executor != "ray":
+        for key in ("address", "trial_resources"):
+            if getattr(execution, key) is not None:
+                out.add(
+                    ("execution", key),
+                    f"only used by executor: ray (this recipe uses {execution.executor!r}); "
+                    "remove it or set execution.executor: ray",
+                )
+    elif early_stopping is not None:
+        out.add(
+            ("early_stopping",),
+            "is not available with executor: ray yet; remove it, or use executor: local",
+        )
+
+
 def _validate_names(sections: Mapping[str, Any], out: _Collector) -> None:
     checks = (("optimizer", "name", "optimizer"), ("execution", "executor", "executor"))
     for section, field_name, kind in checks:
@@ -1064,6 +1092,7 @@ def with_overrides(
     trials: int | None = None,
     executor: str | None = None,
     workers: int | None = None,
+    address: str | None = None,
 ) -> Recipe:
     """``recipe`` with command-line overrides of the budget and execution applied."""
     from dataclasses import replace
@@ -1083,6 +1112,13 @@ def with_overrides(
         execution = execution.model_copy(update={"executor": executor})
     if workers is not None:
         execution = execution.model_copy(update={"workers": workers})
+    if address is not None:
+        if execution.executor != "ray":
+            raise ArgumentError(
+                f"--address: only used by the ray executor (this run uses "
+                f"{execution.executor!r}); add --executor ray"
+            )
+        execution = execution.model_copy(update={"address": address})
     data = dict(recipe.data)
     data["budget"] = budget.model_dump()
     data["execution"] = execution.model_dump()

@@ -88,7 +88,9 @@ def pool(pools: dict[str, Executor], name: str) -> Executor:
     return pools[name]
 
 
-@pytest.fixture(params=EXECUTORS)
+@pytest.fixture(
+    params=[pytest.param(n, marks=pytest.mark.ray) if n == "ray" else n for n in EXECUTORS]
+)
 def executor(request: pytest.FixtureRequest, pools: dict[str, Executor]) -> Executor:
     return pool(pools, request.param)
 
@@ -288,3 +290,52 @@ def test_worker_start_up_does_not_count_against_the_trial_timeout(tmp_path: Path
         executor.close()
 
     assert outcome.ok, outcome.reason
+
+
+# ----------------------------------------------------------------------------- ray only
+@pytest.fixture
+def ray_pool(pools: dict[str, Executor]) -> Executor:
+    return pool(pools, "ray")
+
+
+@pytest.mark.ray
+def test_ray_retries_a_trial_whose_worker_died_and_records_it(
+    ray_pool: Executor, tmp_path: Path
+) -> None:
+    outcome = run_one(ray_pool, job(tmp_path, "dies_once"))
+
+    assert outcome.ok, outcome.reason
+    assert outcome.notes[0] == "attempt 1 lost: its Ray worker process died; retried"
+
+
+@pytest.mark.ray
+def test_ray_fails_a_trial_that_keeps_killing_its_worker(
+    ray_pool: Executor, tmp_path: Path
+) -> None:
+    from effsearch.search.executors.ray_executor import RETRIES
+
+    dying, after = job(tmp_path, "dies", how="sigkill"), job(tmp_path)
+    outcomes = {o.number: o for o in run_all(ray_pool, [dying, after])}
+
+    assert not outcomes[dying.number].ok
+    assert outcomes[dying.number].reason == (
+        f"its Ray worker process died, {RETRIES + 1} attempts in all"
+    )
+    assert len(outcomes[dying.number].notes) == RETRIES
+    assert outcomes[after.number].ok
+
+
+@pytest.mark.ray
+def test_ray_kills_a_trial_past_its_timeout(
+    ray_pool: Executor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from effsearch.search.executors import ray_executor
+
+    monkeypatch.setattr(ray_executor, "START_GRACE_S", 0.0)
+    executor = make_executor("ray", workers=1, trial_timeout_s=1.0, threads=1)  # joins Ray
+
+    outcome = run_one(executor, job(tmp_path, "sleeps", sleep_s=30))
+
+    assert not outcome.ok
+    assert outcome.reason.startswith("timed out after 1 s")
+    assert run_one(ray_pool, job(tmp_path)).ok

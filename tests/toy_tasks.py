@@ -137,3 +137,12 @@ def reports_progress_and_cost(config: Config, ctx: Any) -> dict[str, float]:
     for epoch in range(1, 5):
         ctx.report(epoch, {"f1": final["f1"] + (4 - epoch) * 0.1, "f2": final["f2"]})
     return final
+
+
+def dies_once(config: Config, ctx: Any) -> dict[str, float]:
+    """Kills its worker on the first attempt (a marker in the trial folder), then scores."""
+    marker = Path(ctx.trial_dir) / "attempted"
+    if not marker.exists():
+        marker.write_text("1")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return zdt1(config)

@@ -265,6 +265,7 @@ class Runner:
                 trial_timeout_s=recipe.execution.trial_timeout_s,
                 threads=recipe.execution.threads_per_trial,
                 decide=self._early_stopping(study),
+                **_executor_options(recipe),
             )
             try:
                 with self._signals():
@@ -597,6 +598,19 @@ def _unreported_steps(study: optuna.Study, budget: _Budget) -> str | None:
         f"budget.steps is {budget.steps} but {len(finished)} finished trials reported no steps "
         "(a task reports them with ctx.report(step, metrics)); set budget.trials instead"
     )
+
+
+def _executor_options(recipe: Recipe) -> dict[str, Any]:
+    """What only the chosen executor takes, from the recipe's ``execution`` section."""
+    execution = recipe.execution
+    if execution.executor != "ray":
+        return {}
+    resources = execution.trial_resources
+    return {
+        "address": execution.address,
+        "cpus_per_trial": resources.cpu if resources is not None else None,
+        "gpus_per_trial": resources.gpu if resources is not None else 0.0,
+    }
 
 
 def _typical_trial_s(recipe: Recipe) -> float | None:

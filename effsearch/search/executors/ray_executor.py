@@ -1,0 +1,194 @@
+"""Ray executor: each trial is a Ray task with its own resources; the driver alone decides.
+
+``execution: {executor: ray, address: HOST:PORT | auto, trial_resources: {cpu: N, gpu: N}}``
+joins an existing cluster; without an address a local Ray starts with ``workers`` x ``cpu``
+CPUs and stops with the search. At most ``workers`` trials run at once.
+
+A trial whose worker process or node dies is submitted again, at most ``RETRIES`` times, and
+each retry is written into the trial's notes; Ray's own task retries are off, so a retry is
+never silent and a trial never counts twice. A trial past ``trial_timeout_s`` (counted from
+submission, plus ``START_GRACE_S`` for Ray to start a worker) is cancelled, its worker killed,
+and fails with that reason. Ray is imported here only: ``import
+effsearch`` must work where Ray is not installed (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from effsearch.errors import ExecutorError
+from effsearch.registry import register
+from effsearch.search.executors.base import Decide, Executor, TrialJob, TrialOutcome, run_job
+from effsearch.search.executors.logs import trial_log
+
+RETRIES = 2
+"""How many times a trial whose worker or node died is submitted again."""
+START_GRACE_S = 30.0
+"""Added to ``trial_timeout_s``: the driver cannot see when Ray actually starts a task, and a
+fresh worker (after a killed one, or on a new node) spends seconds importing torch."""
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _run_on_ray(job: TrialJob) -> TrialOutcome:
+    """The Ray task: one trial, on whatever node Ray placed it."""
+    Path(job.trial_dir).mkdir(parents=True, exist_ok=True)
+    with trial_log(job.trial_dir):
+        return run_job(job)
+
+
+@dataclass
+class _Flight:
+    job: TrialJob
+    submitted: float = field(default_factory=time.monotonic)
+    notes: list[str] = field(default_factory=list)
+
+
+@register("executor", "ray")
+class RayExecutor(Executor):
+    """Trials as Ray tasks (see the module docstring)."""
+
+    def __init__(
+        self,
+        workers: int = 2,
+        trial_timeout_s: float = 600.0,
+        threads: int = 1,
+        decide: Decide | None = None,
+        address: str | None = None,
+        cpus_per_trial: float | None = None,
+        gpus_per_trial: float = 0.0,
+    ) -> None:
+        if decide is not None:
+            raise ExecutorError(
+                "early stopping is not available on the ray executor yet; remove the "
+                "early_stopping section or use executor: local"
+            )
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster of our own
+        import ray
+
+        self._ray = ray
+        self.workers = workers
+        self.timeout_s = trial_timeout_s
+        cpus = float(cpus_per_trial if cpus_per_trial is not None else threads)
+        # The driver's import path travels with the trials (entrypoint modules, the package);
+        # thread pools are pinned before torch loads in the worker.
+        env = {k: str(threads) for k in _THREAD_ENV} | {
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+        self._owns_ray = False
+        if not ray.is_initialized():
+            try:
+                if address:
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                else:
+                    ray.init(
+                        num_cpus=max(1, round(workers * cpus)),
+                        num_gpus=int(gpus_per_trial * workers) if gpus_per_trial else 0,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                    )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = address or "a local Ray"
+                raise ExecutorError(f"cannot start or join Ray at {where}: {exc}") from exc
+            self._owns_ray = True
+        self._task = ray.remote(_run_on_ray).options(
+            num_cpus=cpus,
+            num_gpus=gpus_per_trial,
+            max_retries=0,  # we retry ourselves, and record it
+            runtime_env={"env_vars": env},
+        )
+        self._flights: dict[Any, _Flight] = {}
+
+    # ------------------------------------------------------------------ Executor
+    def free_slots(self) -> int:
+        return self.workers - len(self._flights)
+
+    def submit(self, job: TrialJob) -> None:
+        self._launch(_Flight(job))
+
+    def _launch(self, flight: _Flight) -> None:
+        flight.submitted = time.monotonic()
+        self._flights[self._task.remote(flight.job)] = flight
+
+    def poll(self, timeout_s: float) -> list[TrialOutcome]:
+        if not self._flights:
+            return []
+        ray = self._ray
+        wait_s = max(0.0, min(timeout_s, self._next_deadline() - time.monotonic()))
+        ready, _ = ray.wait(list(self._flights), num_returns=1, timeout=wait_s)
+        if ready:  # collect everything else that is done too
+            ready, _ = ray.wait(list(self._flights), num_returns=len(self._flights), timeout=0)
+        outcomes = [o for ref in ready if (o := self._collect(ref)) is not None]
+        now = time.monotonic()
+        for ref, flight in list(self._flights.items()):
+            if now > flight.submitted + self.timeout_s + START_GRACE_S:
+                outcomes.append(
+                    self._cancel(
+                        ref,
+                        f"timed out after {self.timeout_s:g} s (execution.trial_timeout_s); "
+                        "its Ray worker was killed",
+                    )
+                )
+        return outcomes
+
+    def running(self) -> list[int]:
+        return sorted(f.job.number for f in self._flights.values())
+
+    def cancel_all(self, reason: str) -> list[TrialOutcome]:
+        return [self._cancel(ref, reason) for ref in list(self._flights)]
+
+    def close(self) -> None:
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+
+    # ------------------------------------------------------------------ helpers
+    def _next_deadline(self) -> float:
+        return min(f.submitted + self.timeout_s + START_GRACE_S for f in self._flights.values())
+
+    def _collect(self, ref: Any) -> TrialOutcome | None:
+        """The outcome of a finished task; None when it was resubmitted after a crash."""
+        ray = self._ray
+        flight = self._flights.pop(ref)
+        try:
+            outcome: TrialOutcome = ray.get(ref)
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
+            what = (
+                "its node died"
+                if isinstance(exc, ray.exceptions.NodeDiedError)
+                else ("its Ray worker process died")
+            )
+            if len(flight.notes) < RETRIES:
+                flight.notes.append(f"attempt {len(flight.notes) + 1} lost: {what}; retried")
+                self._launch(flight)
+                return None
+            return self._failed(flight, f"{what}, {RETRIES + 1} attempts in all")
+        except ray.exceptions.RayError as exc:
+            return self._failed(flight, f"Ray could not run the trial: {_first_line(exc)}")
+        outcome.notes = [*flight.notes, *outcome.notes]
+        return outcome
+
+    def _cancel(self, ref: Any, reason: str) -> TrialOutcome:
+        flight = self._flights.pop(ref)
+        self._ray.cancel(ref, force=True)
+        return self._failed(flight, reason)
+
+    @staticmethod
+    def _failed(flight: _Flight, reason: str) -> TrialOutcome:
+        return TrialOutcome(
+            number=flight.job.number,
+            ok=False,
+            reason=reason,
+            duration_s=time.monotonic() - flight.submitted,
+            notes=list(flight.notes),
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
