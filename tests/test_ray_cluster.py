@@ -1,0 +1,110 @@
+"""A real two-node Ray cluster on this machine (``ray start``: a head and a second node on
+loopback with other resources), a search through ``--address``, and the second node killed
+mid-run: the search finishes on the head, no trial is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from effsearch.cli import app
+from effsearch.search.rundir import RunDir
+from effsearch.search.runner import load_study
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+PORT = 6391
+RAY = str(Path(sys.executable).with_name("ray"))
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def ray_cli(*args: str) -> None:
+    subprocess.run([RAY, *args], check=True, env=ENV, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """``HOST:PORT`` of a head node (1 CPU) and a second node (1 CPU, resource ``second``)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray_cli("start", "--head", f"--port={PORT}", "--num-cpus=1", "--include-dashboard=false")
+    ray_cli("start", f"--address=127.0.0.1:{PORT}", "--num-cpus=1", '--resources={"second": 1}')
+    try:
+        yield f"127.0.0.1:{PORT}"
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        ray_cli("stop", "--force")
+
+
+def second_node_raylet() -> int:
+    """PID of the second node's raylet (the one started with the ``second`` resource)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args[0].endswith(b"raylet/raylet") and any(b"second," in a for a in args):
+            return int(proc.name)
+    raise AssertionError("no raylet of the second node")
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it: the node is gone, workers and all."""
+    parents: dict[int, int] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    doomed, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in doomed]
+        doomed.update(children)
+        frontier += children
+    for victim in doomed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+
+
+def test_a_search_survives_the_death_of_a_worker_node(
+    cluster: str, write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = write_recipe(
+        entrypoint="sleeps",
+        fixed={"sleep_s": 2.0},
+        execution={"executor": "ray", "workers": 2, "trial_timeout_s": 120},
+        budget={"trials": 8},
+    )
+    run_dir = tmp_path / "run"
+    killer = threading.Timer(6.0, lambda: kill_tree(second_node_raylet()))
+    killer.start()
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        app, ["run", str(recipe), "--run-dir", str(run_dir), "--address", cluster]
+    )
+    killer.join()
+
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started > 6.0, "the node was killed while the search ran"
+    trials = load_study(RunDir(run_dir))[1].trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    retried = [t for t in trials if any("lost:" in n for n in t.user_attrs.get("notes", []))]
+    assert retried, "a trial was running on the killed node and ran again on the head"
+    with pytest.raises(AssertionError, match="no raylet of the second node"):
+        second_node_raylet()  # it is really gone
