@@ -450,7 +450,7 @@ SINGLE_PROBLEMS = [
         edited("{trials: 10}", "{}"),
         "budget",
         22,
-        "must set trials, wall_minutes or both",
+        "must set trials, wall_minutes, steps or several",
         id="budget-without-limits",
     ),
     pytest.param(
