@@ -347,3 +347,9 @@ def test_botorch_learns_from_trials_stopped_early():
     observed = sampler._observations(study)
 
     assert [values for _, values, _ in observed] == [[1.0, 0.1], [3.0, 0.1]]
+
+
+def test_out_of_range_botorch_options_are_a_user_error():
+    request = OptimizerRequest(0, 2, SPACE, 1, 10, options={"candidates": 4})
+    with pytest.raises(UserInputError, match="need n_startup_trials >= 2, candidates >= 16"):
+        make_sampler("botorch", request)

@@ -90,7 +90,6 @@ class BoTorchSampler(BaseSampler):
         self.stopped = stopped
         self._fallback = RandomSampler(seed=seed)
         self._hyperparameters: dict[str, Any] | None = None
-        self.last_suggestion_s: float | None = None
 
     # ------------------------------------------------------------------ Optuna interface
     def reseed_rng(self) -> None:

@@ -63,10 +63,10 @@ def _build(name: str, request: OptimizerRequest) -> optuna.samplers.BaseSampler:
     factory: Factory = lookup("optimizer", name)
     try:
         return factory(request)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise UserInputError(
             f"optimizer.options do not fit optimizer {name!r}: {exc}. "
-            "They are passed to the Optuna sampler as keyword arguments."
+            "They are passed to the sampler as keyword arguments."
         ) from exc
 
 
