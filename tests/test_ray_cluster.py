@@ -1,6 +1,7 @@
 """A real two-node Ray cluster on this machine (``ray start``: a head and a second node on
-loopback with other resources), a search through ``--address``, and the second node killed
-mid-run: the search finishes on the head, no trial is lost or counted twice.
+loopback with other resources), searches through ``--address``: the second node killed mid-run
+(the search finishes on the head), and the driver killed with SIGKILL then resumed. No finished
+trial is lost or run again.
 """
 
 from __future__ import annotations
@@ -108,3 +109,42 @@ def test_a_search_survives_the_death_of_a_worker_node(
     assert retried, "a trial was running on the killed node and ran again on the head"
     with pytest.raises(AssertionError, match="no raylet of the second node"):
         second_node_raylet()  # it is really gone
+
+
+def test_a_driver_killed_on_the_cluster_resumes_without_losing_or_rerunning_trials(
+    cluster: str, write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    from test_sigkill_resume import journal_trials, start, stop_group, wait_for_complete
+
+    budget = 10
+    recipe = write_recipe(
+        entrypoint="sleeps",
+        fixed={"sleep_s": 1.0},
+        execution={"executor": "ray", "workers": 2, "trial_timeout_s": 120},
+        budget={"trials": budget},
+    )
+    run_dir = tmp_path / "run"
+    run = ("run", recipe, "--run-dir", run_dir, "--address", cluster)
+    drivers = [start(tmp_path, "run.log", *run)]
+    try:
+        wait_for_complete(run_dir, drivers[0], at_least=3)
+        drivers[0].send_signal(signal.SIGKILL)
+        drivers[0].wait(timeout=60)
+        before = journal_trials(run_dir)
+        drivers.append(start(tmp_path, "resume.log", "resume", run_dir, "--address", cluster))
+        code = drivers[1].wait(timeout=300)
+    finally:
+        for driver in drivers:
+            stop_group(driver)
+
+    assert code == 0, (tmp_path / "resume.log").read_text()
+    after = {t.number: t for t in journal_trials(run_dir)}
+    finished_before = [t for t in before if t.state == TrialState.COMPLETE]
+    assert 3 <= len(finished_before) < budget
+    for trial in finished_before:  # kept as they were, not run again
+        assert after[trial.number].state == TrialState.COMPLETE
+        assert after[trial.number].datetime_complete == trial.datetime_complete
+    complete = [t for t in after.values() if t.state == TrialState.COMPLETE]
+    assert len(complete) == budget
+    configs = [tuple(sorted(t.params.items())) for t in complete]
+    assert len(set(configs)) == len(configs), "no configuration completed twice"
