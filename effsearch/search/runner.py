@@ -14,6 +14,7 @@ Order of one search (``Runner.run``):
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ from effsearch.search import early_stopping, pareto, records
 from effsearch.search import storage as storage_mod
 from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
 from effsearch.search.executors.base import Decide, device_slots
+from effsearch.search.lease import DriverLease
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.search.rundir import RunDir
 from effsearch.spaces.knobs import KnobDecl
@@ -225,10 +227,12 @@ class Runner:
                 f"{self.run_dir.path} already holds a run; continue it with "
                 f"'effsearch resume {self.run_dir.path}', or pass --run-dir for a new one"
             )
-        with self.run_dir.driver_lock():
+        with self.run_dir.driver_lock(), contextlib.ExitStack() as held:
             if resume and self.run_dir.exists():
                 check_resumable(self.run_dir.frozen_recipe(import_entrypoint=False), recipe)
             study = open_study(recipe, self.run_dir)
+            # the study may live in shared storage, reachable from other run directories
+            held.enter_context(DriverLease(study).held())
             request = OptimizerRequest(
                 seed=session_seed(recipe.seed, len(study.trials)),
                 n_objectives=len(recipe.objectives),
