@@ -1,0 +1,1 @@
+"""Integrations with other tools (Ray Tune). Each imports its tool only when used."""
