@@ -93,16 +93,31 @@ def test_a_search_survives_the_death_of_a_worker_node(
         budget={"trials": 8},
     )
     run_dir = tmp_path / "run"
-    killer = threading.Timer(6.0, lambda: kill_tree(second_node_raylet()))
+    killed_after: list[int] = []
+
+    def kill_when_both_nodes_are_busy() -> None:
+        # two trials done: the next two are running, one on each node (1 CPU each)
+        from test_sigkill_resume import journal_trials
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = sum(t.state == TrialState.COMPLETE for t in journal_trials(run_dir))
+            if done >= 2:
+                time.sleep(0.5)
+                kill_tree(second_node_raylet())
+                killed_after.append(done)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_when_both_nodes_are_busy)
     killer.start()
-    started = time.monotonic()
     result = CliRunner().invoke(
         app, ["run", str(recipe), "--run-dir", str(run_dir), "--address", cluster]
     )
     killer.join()
 
     assert result.exit_code == 0, result.output
-    assert time.monotonic() - started > 6.0, "the node was killed while the search ran"
+    assert killed_after and killed_after[0] < 8, "the node was killed while the search ran"
     trials = load_study(RunDir(run_dir))[1].trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
     retried = [t for t in trials if any("lost:" in n for n in t.user_attrs.get("notes", []))]
