@@ -225,7 +225,7 @@ def test_botorch_infers_the_reference_point_once_and_stores_it():
 
     assert stored["source"].startswith("inferred from trials ")
     assert len(stored["values"]) == 2
-    # later trials do not move it: the same rule over all trials would give another point
+    # it is the rule's point from the first feasible trials, not one refitted to later ones
     again = pareto.reference_point(
         run.study.trials,
         [ObjectiveSection(metric=f"objective {i}", direction=d) for i, d in enumerate(DIRECTIONS)],

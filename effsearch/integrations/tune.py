@@ -32,6 +32,7 @@ continues it. The section names are the recipe's (``space``, ``objectives``, ``c
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,7 +42,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from effsearch.recipe import Recipe, validate
+from effsearch.recipe import Recipe, parse_constraint, validate
 from effsearch.search import records
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.search.rundir import RunDir
@@ -126,7 +127,8 @@ class EffsearchSearcher(Searcher):
 def _recipe(sections: Mapping[str, Any], trials: int | None) -> Recipe:
     metrics = [o["metric"] for o in sections.get("objectives", []) if isinstance(o, Mapping)]
     for text in sections.get("constraints", []):
-        metrics.append(str(text).split()[0])
+        with contextlib.suppress(ValueError):  # a malformed one is reported by validate()
+            metrics.append(parse_constraint(str(text)).metric)
     document = {
         "name": "tune-search",
         "budget": {"trials": trials or 1_000_000},

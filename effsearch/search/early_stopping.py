@@ -119,7 +119,7 @@ class ParetoPruner:
         ]
         if len(done) < self.min_trials:
             return True
-        gains = np.array([_gains(self.objectives, t.values) for t in done])
+        gains = -pareto.signs(self.objectives) * np.array([t.values for t in done], dtype=float)
         bound = np.array(
             [
                 self._optimistic(i, objective, step, metrics, done, gains[:, i])
@@ -160,13 +160,6 @@ def combine(*rules: Decision) -> Decision:
         return all(verdicts)
 
     return decide
-
-
-def _gains(objectives: Sequence[ObjectiveSection], values: Sequence[float]) -> list[float]:
-    return [
-        (1.0 if o.direction == "maximize" else -1.0) * float(v)
-        for o, v in zip(objectives, values, strict=True)
-    ]
 
 
 def _reported_at(trial: FrozenTrial, metric: str, step: float) -> float | None:

@@ -63,6 +63,9 @@ class TrialOutcome:
     stopped: bool = False
 
 
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+"""Thread-pool sizes a trial process must see before torch loads (every executor pins them)."""
+
 Decide = Callable[[int, float, Mapping[str, float]], bool]
 """``decide(trial number, step, metrics) -> go on?``: the driver's early-stopping rule."""
 

@@ -21,10 +21,16 @@ from typing import Any
 
 from effsearch.errors import ExecutorError
 from effsearch.registry import register
-from effsearch.search.executors.base import Decide, Executor, TrialJob, TrialOutcome, run_job
+from effsearch.search.executors.base import (
+    THREAD_ENV_VARS,
+    Decide,
+    Executor,
+    TrialJob,
+    TrialOutcome,
+    run_job,
+)
 from effsearch.search.executors.logs import trial_log
 
-_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 STARTUP_LIMIT_S = 300.0  # a worker that cannot even start a trial in this time is stuck
 
 
@@ -94,9 +100,9 @@ class LocalExecutor(Executor):
 
     def _spawn(self) -> _Worker:
         parent, child = self._context.Pipe()
-        saved = {k: os.environ.get(k) for k in _THREAD_ENV}
+        saved = {k: os.environ.get(k) for k in THREAD_ENV_VARS}
         # Thread pools size themselves at import; the child must see the pin before torch loads.
-        os.environ.update({k: str(self.threads) for k in _THREAD_ENV})
+        os.environ.update({k: str(self.threads) for k in THREAD_ENV_VARS})
         try:
             process = self._context.Process(
                 target=_worker_main, args=(child, self.threads), daemon=True

@@ -23,7 +23,14 @@ from typing import Any
 
 from effsearch.errors import ExecutorError
 from effsearch.registry import register
-from effsearch.search.executors.base import Decide, Executor, TrialJob, TrialOutcome, run_job
+from effsearch.search.executors.base import (
+    THREAD_ENV_VARS,
+    Decide,
+    Executor,
+    TrialJob,
+    TrialOutcome,
+    run_job,
+)
 from effsearch.search.executors.logs import trial_log
 
 RETRIES = 2
@@ -31,7 +38,6 @@ RETRIES = 2
 START_GRACE_S = 30.0
 """Added to ``trial_timeout_s``: the driver cannot see when Ray actually starts a task, and a
 fresh worker (after a killed one, or on a new node) spends seconds importing torch."""
-_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def _run_on_ray(job: TrialJob) -> TrialOutcome:
@@ -77,7 +83,7 @@ class RayExecutor(Executor):
         cpus = float(cpus_per_trial if cpus_per_trial is not None else threads)
         # The driver's import path travels with the trials (entrypoint modules, the package);
         # thread pools are pinned before torch loads in the worker.
-        env = {k: str(threads) for k in _THREAD_ENV} | {
+        env = {k: str(threads) for k in THREAD_ENV_VARS} | {
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
             "RAY_USAGE_STATS_ENABLED": "0",
         }
