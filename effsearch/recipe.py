@@ -98,6 +98,9 @@ class BudgetSection(_Section):
     # Training steps (what trials report: epochs for built-in tasks) summed over finished
     # trials; what early stopping saves buys more trials.
     steps: int | None = Field(None, ge=1)
+    # Minutes the trials ran, summed over trials (each from its start on a worker to its end):
+    # the compute a search spends, whatever the number of workers.
+    compute_minutes: float | None = Field(None, gt=0)
     stop_when_stalled: StallSection | None = None
 
 
@@ -393,14 +396,12 @@ def validate(
     _validate_names(sections, out)
     _validate_execution(execution, sections.get("early_stopping"), out)
     budget = sections.get("budget")
-    if isinstance(budget, BudgetSection) and (budget.trials, budget.wall_minutes, budget.steps) == (
-        None,
-        None,
-        None,
-    ):
+    limits = ("trials", "wall_minutes", "steps", "compute_minutes")
+    if isinstance(budget, BudgetSection) and all(getattr(budget, k) is None for k in limits):
         out.add(
             ("budget",),
-            "must set trials, wall_minutes, steps or several (e.g. budget: {trials: 40})",
+            f"must set {', '.join(limits[:-1])} or {limits[-1]}, or several "
+            "(e.g. budget: {trials: 40})",
         )
     storage = sections.get("storage")
     if isinstance(storage, str) and "://" not in storage:
@@ -1028,10 +1029,37 @@ def _validate_execution(execution: Any, early_stopping: Any, out: _Collector) ->
                     f"only used by executor: ray (this recipe uses {execution.executor!r}); "
                     "remove it or set execution.executor: ray",
                 )
-    elif early_stopping is not None:
+    else:
+        if early_stopping is not None:
+            out.add(
+                ("early_stopping",),
+                "is not available with executor: ray yet; remove it, or use executor: local",
+            )
+        _validate_ray_gpus(execution, out)
+
+
+def _validate_ray_gpus(execution: ExecutionSection, out: _Collector) -> None:
+    """A GPU trial on Ray must hold whole GPUs, picked by Ray: a fraction of a GPU would let
+    two trials time their models on one device at once."""
+    gpu = execution.trial_resources.gpu if execution.trial_resources else 0.0
+    if execution.device.startswith("cuda"):
+        if execution.device != "cuda":
+            out.add(
+                ("execution", "device"),
+                f"is {execution.device!r}, but on Ray the trial runs on the GPU Ray gives it; "
+                "use device: cuda",
+            )
+        if gpu < 1 or gpu != int(gpu):
+            out.add(
+                ("execution", "trial_resources", "gpu"),
+                f"must be a whole number of GPUs (1, 2, ...) when device is cuda (got {gpu:g}): "
+                "each trial measures on GPUs it holds alone; fractional Ray GPUs are shared",
+            )
+    elif gpu:
         out.add(
-            ("early_stopping",),
-            "is not available with executor: ray yet; remove it, or use executor: local",
+            ("execution", "trial_resources", "gpu"),
+            f"asks for {gpu:g} GPU per trial, but execution.device is {execution.device!r}; "
+            "set device: cuda, or remove trial_resources.gpu",
         )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import optuna
+import pytest
 import toy_tasks
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from test_pareto import Quiet
@@ -14,7 +16,7 @@ from effsearch.recipe import ObjectiveSection, load_recipe
 from effsearch.search import records
 from effsearch.search.early_stopping import ParetoPruner, SuccessiveHalving, rank
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import Runner
+from effsearch.search.runner import Budget, Runner
 
 ACCURACY_LATENCY = (ObjectiveSection(metric="accuracy", direction="maximize"),
                     ObjectiveSection(metric="latency_ms", direction="minimize"))
@@ -190,3 +192,37 @@ def test_a_steps_budget_stops_when_trials_report_no_steps(
 
     assert len(study.trials) == 3
     assert "reported no steps" in study.user_attrs[records.STUDY_STOPPED_EARLY]
+
+
+# ----------------------------------------------------------------------- budget.compute_minutes
+def test_compute_committed_counts_finished_seconds_and_expected_ones():
+    """Finished trials count what they ran; each trial in flight, and the next one, at least
+    the median duration of trials that ran to the end (not of rejected or stopped ones)."""
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    for seconds in (1.0, 3.0, 2.0):
+        study.add_trial(create_trial(values=[0.0, 0.0], user_attrs={records.DURATION: seconds}))
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={records.DURATION: 0.5}))
+    study.add_trial(create_trial(
+        values=[9.0, 9.0], user_attrs={records.DURATION: 0.01, records.REJECTED: True}
+    ))
+
+    spent = 1.0 + 3.0 + 2.0 + 0.5 + 0.01
+    assert Budget.compute_committed_s(study, []) == pytest.approx(spent + 2.0)
+    assert Budget.compute_committed_s(study, [0.5, 4.0]) == pytest.approx(spent + 2 + 4 + 2)
+
+
+def test_a_compute_budget_stops_launching_before_it_is_spent(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    budget_s = 1.5
+    recipe = load_recipe(write_recipe(
+        entrypoint="sleeps",
+        fixed={"sleep_s": 0.2},
+        budget={"compute_minutes": budget_s / 60, "trials": 50},
+    ))
+    trials = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False).study.trials
+
+    durations = [t.user_attrs[records.DURATION] for t in trials]
+    assert 2 <= len(trials) < 50
+    # a trial starts only if the median trial still fits: the overshoot is at most one trial
+    assert sum(durations) <= budget_s + max(durations)

@@ -450,7 +450,7 @@ SINGLE_PROBLEMS = [
         edited("{trials: 10}", "{}"),
         "budget",
         22,
-        "must set trials, wall_minutes, steps or several",
+        "must set trials, wall_minutes, steps or compute_minutes, or several",
         id="budget-without-limits",
     ),
     pytest.param(
@@ -515,6 +515,38 @@ SINGLE_PROBLEMS = [
         BASE_LINES + 2,
         "is not valid YAML",
         id="unclosed-bracket-at-end",
+    ),
+    pytest.param(
+        edited(
+            "{executor: inline, workers: 1, trial_timeout_s: 60}",
+            "{executor: ray, device: cuda, trial_resources: {gpu: 0.5}}",
+            edited("none, bf16, int8_dynamic", "none, bf16"),
+        ),
+        "execution.trial_resources.gpu",
+        21,
+        "must be a whole number of GPUs (1, 2, ...) when device is cuda (got 0.5)",
+        id="ray-fractional-gpu",
+    ),
+    pytest.param(
+        edited(
+            "{executor: inline, workers: 1, trial_timeout_s: 60}",
+            "{executor: ray, device: 'cuda:1', trial_resources: {gpu: 1}}",
+            edited("none, bf16, int8_dynamic", "none, bf16"),
+        ),
+        "execution.device",
+        21,
+        "on Ray the trial runs on the GPU Ray gives it; use device: cuda",
+        id="ray-gpu-index",
+    ),
+    pytest.param(
+        edited(
+            "{executor: inline, workers: 1, trial_timeout_s: 60}",
+            "{executor: ray, trial_resources: {gpu: 1}}",
+        ),
+        "execution.trial_resources.gpu",
+        21,
+        "but execution.device is 'cpu'; set device: cuda",
+        id="ray-gpu-on-cpu-device",
     ),
     pytest.param(
         "- name\n- task\n",

@@ -206,15 +206,29 @@ def flops(model: nn.Module, example_input: Any, batch_size: int) -> dict[str, fl
     return {"flops": counter.get_total_flops() / batch_size}
 
 
+def warm_up() -> None:
+    """Pay the one-off costs of the first measurement (FlopCounterMode imports torch._dynamo:
+    1.5 s here) now, so they do not land in whichever trial happens to come first."""
+    flops(nn.Linear(1, 1), torch.zeros(1, 1), batch_size=1)
+
+
 def agreement(predictions: torch.Tensor, parent_predictions: torch.Tensor) -> float:
     """Fraction of inputs on which a compressed model predicts what its parent predicted."""
     return float((predictions == parent_predictions).float().mean())
 
 
 def provenance(device: str) -> dict[str, str]:
-    """What measured: device name, torch version (strings; kept as trial notes/attributes)."""
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else _cpu_name()
-    return {"device": device, "device_name": name, "torch_version": torch.__version__}
+    """What measured: device, its name (and a GPU's UUID), torch version (strings)."""
+    if not device.startswith("cuda"):
+        return {"device": device, "device_name": _cpu_name(), "torch_version": torch.__version__}
+    properties = torch.cuda.get_device_properties(device)
+    return {
+        "device": device,
+        "device_name": properties.name,
+        # which physical GPU, whatever CUDA_VISIBLE_DEVICES renumbered (Ray does)
+        "device_uuid": f"GPU-{properties.uuid}",
+        "torch_version": torch.__version__,
+    }
 
 
 def _cpu_name() -> str:

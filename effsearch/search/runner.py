@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import FrameType
@@ -57,21 +58,31 @@ class RunResult:
 
 
 @dataclass
-class _Budget:
+class Budget:
+    """The recipe's budget as the loop checks it: counts, wall seconds, steps, compute seconds."""
+
     trials: int | None
     wall_s: float | None
     wall_used_before_s: float
     steps: int | None = None
+    compute_s: float | None = None
     started: float = field(default_factory=time.monotonic)
 
     def wall_used_s(self) -> float:
         return self.wall_used_before_s + time.monotonic() - self.started
 
-    def allows(self, counted: int, in_flight: int, study: optuna.Study) -> bool:
+    def allows(self, counted: int, running_s: Sequence[float], study: optuna.Study) -> bool:
+        """Whether one more trial may start; ``running_s``: how long each trial in flight has
+        been running."""
+        in_flight = len(running_s)
         if self.trials is not None and counted + in_flight >= self.trials:
             return False
         # one more trial only if it fits even when it runs all the way
         if self.steps is not None and self.steps_committed(study, in_flight + 1) > self.steps:
+            return False
+        if self.compute_s is not None and self.compute_committed_s(study, running_s) > (
+            self.compute_s
+        ):
             return False
         return not (self.wall_s is not None and self.wall_used_s() >= self.wall_s)
 
@@ -86,6 +97,25 @@ class _Budget:
         ]
         steps = [records.trial_steps(t) for t in finished]
         return sum(steps) + in_flight * max(steps, default=0.0)
+
+    @staticmethod
+    def compute_committed_s(study: optuna.Study, running_s: Sequence[float]) -> float:
+        """Seconds finished trials ran (interrupted ones too: they used the machine), plus
+        what the trials in flight and one more are expected to take: at least the median
+        duration of the trials that ran to the end."""
+        finished = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state.is_finished() and records.DURATION in t.user_attrs
+        ]
+        spent = sum(float(t.user_attrs[records.DURATION]) for t in finished)
+        whole = [
+            float(t.user_attrs[records.DURATION])
+            for t in finished
+            if t.state == TrialState.COMPLETE and not t.user_attrs.get(records.REJECTED)
+        ]
+        typical = statistics.median(whole) if whole else 0.0
+        return spent + sum(max(s, typical) for s in running_s) + typical
 
 
 def resumed_line(name: str, study: optuna.Study) -> str:
@@ -216,6 +246,7 @@ class Runner:
         self.run_dir = run_dir
         self.view = view
         self._pending: dict[int, optuna.Trial] = {}
+        self._launched: dict[int, float] = {}  # trial number -> time.monotonic() at launch
         self._stop_signal: str | None = None
 
     def run(self, resume: bool) -> RunResult:
@@ -257,11 +288,12 @@ class Runner:
                 self.view.message(resumed_line(recipe.name, study))
             else:
                 self._enqueue_baseline(study)
-            budget = _Budget(
+            budget = Budget(
                 trials=recipe.budget.trials,
                 wall_s=recipe.budget.wall_minutes * 60 if recipe.budget.wall_minutes else None,
                 wall_used_before_s=float(study.user_attrs.get(records.STUDY_WALL_S, 0.0)),
                 steps=recipe.budget.steps,
+                compute_s=(recipe.budget.compute_minutes or 0) * 60 or None,
             )
             executor = make_executor(
                 recipe.execution.executor,
@@ -286,7 +318,7 @@ class Runner:
 
     # ------------------------------------------------------------------------- the loop
     def _loop(
-        self, study: optuna.Study, executor: Executor, budget: _Budget, result: RunResult
+        self, study: optuna.Study, executor: Executor, budget: Budget, result: RunResult
     ) -> None:
         trials = study.get_trials(deepcopy=False)
         counted = records.counted_trials(trials)
@@ -296,7 +328,7 @@ class Runner:
         while self._stop_signal is None:
             while (
                 executor.free_slots() > 0
-                and budget.allows(counted, len(self._pending), study)
+                and budget.allows(counted, self._running_s(), study)
                 and self._stop_signal is None
                 and not stalled
             ):
@@ -341,8 +373,13 @@ class Runner:
             early_stopping=self.recipe.early_stopping is not None,
         )
         self._pending[trial.number] = trial
+        self._launched[trial.number] = time.monotonic()
         executor.submit(job)
         self.view.trial_started(trial.number, config)
+
+    def _running_s(self) -> list[float]:
+        now = time.monotonic()
+        return [now - self._launched[n] for n in self._pending]
 
     def _suggestion_slot(self) -> AbstractContextManager[None]:
         """A model-based optimizer computes for seconds in the driver: on a CPU device that
@@ -356,6 +393,7 @@ class Runner:
         self, study: optuna.Study, outcome: TrialOutcome, result: RunResult, interrupted: bool
     ) -> None:
         trial = self._pending.pop(outcome.number)
+        self._launched.pop(outcome.number, None)
         trial.set_user_attr(records.METRICS, outcome.metrics)
         trial.set_user_attr(records.DURATION, round(outcome.duration_s, 3))
         if outcome.history:
@@ -591,7 +629,7 @@ def _clip(value: Any, distribution: Any) -> Any:
     )
 
 
-def _unreported_steps(study: optuna.Study, budget: _Budget) -> str | None:
+def _unreported_steps(study: optuna.Study, budget: Budget) -> str | None:
     """Why a ``budget.steps`` run cannot go on: its trials report no steps to count."""
     if budget.steps is None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from effsearch.registry import lookup
 from effsearch.tasks import digits_cnn as digits_cnn  # registers the task
@@ -22,13 +23,24 @@ def task_class(spec: TaskSpec) -> type[Task] | None:
 _BUILT: dict[str, Task] = {}
 
 
-def build_task(spec: TaskSpec) -> Task:
-    """Build (once per process) the task a spec names: data loads once, trials reuse it."""
-    key = json.dumps(
+def task_key(spec: TaskSpec) -> str:
+    """What identifies a built task: two specs with the same key share one instance."""
+    return json.dumps(
         [spec.builtin, spec.entrypoint, spec.options, spec.recipe_dir], sort_keys=True, default=str
     )
+
+
+def build_task(spec: TaskSpec, load: Callable[[], Task] | None = None) -> Task:
+    """Build (once per process) the task a spec names: data loads once, trials reuse it.
+
+    ``load``, when given, supplies the instance instead of building it here (the Ray executor
+    fetches the one the driver built from the object store).
+    """
+    key = task_key(spec)
     if key not in _BUILT:
-        if spec.entrypoint is not None:
+        if load is not None:
+            _BUILT[key] = load()
+        elif spec.entrypoint is not None:
             _BUILT[key] = EntrypointTask(spec.entrypoint, spec.recipe_dir)
         else:
             cls = task_class(spec)

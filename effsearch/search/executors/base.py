@@ -9,6 +9,7 @@ an outcome with ``ok=False`` and a reason, never an exception in the driver.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import socket
@@ -95,6 +96,17 @@ class Executor(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers and other resources."""
+
+
+def prepare(job: TrialJob) -> None:
+    """Load what every trial of ``job``'s task shares (data, models, lazy imports) before the
+    trial's clock starts. A failure here is left for :func:`run_job` to record."""
+    from effsearch.objectives.meters import warm_up
+    from effsearch.tasks import build_task
+
+    with contextlib.suppress(Exception):
+        build_task(job.task)
+        warm_up()
 
 
 def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:

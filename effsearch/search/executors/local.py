@@ -27,6 +27,7 @@ from effsearch.search.executors.base import (
     Executor,
     TrialJob,
     TrialOutcome,
+    prepare,
     run_job,
 )
 from effsearch.search.executors.logs import trial_log
@@ -47,9 +48,11 @@ def _worker_main(conn: Connection, threads: int) -> None:
             job = conn.recv()
             if job is None:
                 return
-            # The trial's clock starts now, not while this process was still importing.
-            conn.send(("started", job.number))
             with trial_log(job.trial_dir):
+                # The trial's clock starts now, not while this process was still importing or
+                # loading the task's data.
+                prepare(job)
+                conn.send(("started", job.number))
                 outcome = run_job(job, _ask_driver(conn))
             conn.send(("done", outcome))
     except (EOFError, BrokenPipeError, ConnectionResetError):

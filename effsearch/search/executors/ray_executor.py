@@ -4,6 +4,12 @@
 joins an existing cluster; without an address a local Ray starts with ``workers`` x ``cpu``
 CPUs and stops with the search. At most ``workers`` trials run at once.
 
+The driver builds the task once (data loaded, base model weights read) and puts it in Ray's
+object store; each worker process fetches it once, not once per trial. A trial on a GPU holds
+whole GPUs (``trial_resources.gpu`` is a whole number; the recipe check refuses fractions, which
+would let two trials time on one GPU); its record names the Ray node, the GPU ids Ray gave it
+and the device's UUID.
+
 A trial whose worker process or node dies is submitted again, at most ``RETRIES`` times, and
 each retry is written into the trial's notes; Ray's own task retries are off, so a retry is
 never silent and a trial never counts twice. A trial past ``trial_timeout_s`` (counted from
@@ -14,6 +20,7 @@ effsearch`` must work where Ray is not installed (DESIGN.md).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -32,6 +39,7 @@ from effsearch.search.executors.base import (
     run_job,
 )
 from effsearch.search.executors.logs import trial_log
+from effsearch.tasks import build_task, task_key
 
 RETRIES = 2
 """How many times a trial whose worker or node died is submitted again."""
@@ -40,11 +48,28 @@ START_GRACE_S = 30.0
 fresh worker (after a killed one, or on a new node) spends seconds importing torch."""
 
 
-def _run_on_ray(job: TrialJob) -> TrialOutcome:
-    """The Ray task: one trial, on whatever node Ray placed it."""
+def _run_on_ray(job: TrialJob, shared: list[Any]) -> TrialOutcome:
+    """The Ray task: one trial, on whatever node Ray placed it.
+
+    ``shared`` holds, when the driver could build it, a reference to the task in the object
+    store (in a list, so Ray passes the reference instead of resolving it on every call): a
+    worker process fetches it once and reuses it for its later trials.
+    """
+    import ray
+
     Path(job.trial_dir).mkdir(parents=True, exist_ok=True)
     with trial_log(job.trial_dir):
-        return run_job(job)
+        if shared:
+            with contextlib.suppress(Exception):  # then run_job builds it here, or says why not
+                build_task(job.task, load=lambda: ray.get(shared[0]))
+        outcome = run_job(job)
+    context = ray.get_runtime_context()
+    outcome.measured_on |= {
+        "ray_node": context.get_node_id(),
+        "ray_gpu_ids": ",".join(str(i) for i in ray.get_gpu_ids()),
+        "task_inputs": f"object store {shared[0].hex()}" if shared else "loaded by the worker",
+    }
+    return outcome
 
 
 @dataclass
@@ -93,9 +118,9 @@ class RayExecutor(Executor):
                 if address:
                     ray.init(address=address, include_dashboard=False, log_to_driver=False)
                 else:
+                    # GPUs as Ray detects them: a trial asking for one waits for a free one
                     ray.init(
                         num_cpus=max(1, round(workers * cpus)),
-                        num_gpus=int(gpus_per_trial * workers) if gpus_per_trial else 0,
                         include_dashboard=False,
                         log_to_driver=False,
                     )
@@ -110,6 +135,7 @@ class RayExecutor(Executor):
             runtime_env={"env_vars": env},
         )
         self._flights: dict[Any, _Flight] = {}
+        self._shared: dict[str, list[Any]] = {}  # task key -> [object ref] or [] (not shared)
 
     # ------------------------------------------------------------------ Executor
     def free_slots(self) -> int:
@@ -120,7 +146,21 @@ class RayExecutor(Executor):
 
     def _launch(self, flight: _Flight) -> None:
         flight.submitted = time.monotonic()
-        self._flights[self._task.remote(flight.job)] = flight
+        self._flights[self._task.remote(flight.job, self._shared_task(flight.job))] = flight
+
+    def _shared_task(self, job: TrialJob) -> list[Any]:
+        """A built-in task, built once here (data loaded, pretrained weights read) and put in
+        the object store once per search; [] if it cannot be built or sent, and then each
+        worker builds its own (and a failure is recorded per trial)."""
+        key = task_key(job.task)
+        if job.task.builtin is None:
+            return []  # an entrypoint's module holds its own data; nothing to share
+        if key not in self._shared:
+            try:
+                self._shared[key] = [self._ray.put(build_task(job.task))]
+            except Exception:  # any failure is the trial's to report, not the driver's
+                self._shared[key] = []
+        return self._shared[key]
 
     def poll(self, timeout_s: float) -> list[TrialOutcome]:
         if not self._flights:
