@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from effsearch.errors import Problem, RecipeError, TaskError
 from effsearch.registry import did_you_mean, names
@@ -82,6 +82,17 @@ class ExecutionSection(_Section):
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     address: str | None = None  # executor ray: a cluster's HOST:PORT or auto
     trial_resources: TrialResources | None = None  # executor ray
+    # executor ray: trials in flight at once, Ray Tune's name for ``workers`` (either works)
+    max_concurrent: int | None = Field(None, ge=1, le=1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _in_flight(cls, data: Any) -> Any:
+        # copied only when valid: a bad value is reported once, under its own name
+        valid = isinstance(data, dict) and type(data.get("max_concurrent")) is int
+        if valid and data["max_concurrent"] >= 1 and "workers" not in data:
+            return {**data, "workers": data["max_concurrent"]}
+        return data
 
 
 class StallSection(_Section):
@@ -1022,7 +1033,7 @@ def _validate_execution(execution: Any, early_stopping: Any, out: _Collector) ->
     if not isinstance(execution, ExecutionSection):
         return
     if execution.executor != "ray":
-        for key in ("address", "trial_resources"):
+        for key in ("address", "trial_resources", "max_concurrent"):
             if getattr(execution, key) is not None:
                 out.add(
                     ("execution", key),
@@ -1030,6 +1041,12 @@ def _validate_execution(execution: Any, early_stopping: Any, out: _Collector) ->
                     "remove it or set execution.executor: ray",
                 )
     else:
+        if execution.max_concurrent not in (None, execution.workers):
+            out.add(
+                ("execution", "max_concurrent"),
+                f"is {execution.max_concurrent} but execution.workers is {execution.workers}; "
+                "both say how many trials run at once: keep one",
+            )
         if early_stopping is not None:
             out.add(
                 ("early_stopping",),
@@ -1139,7 +1156,10 @@ def with_overrides(
             )
         execution = execution.model_copy(update={"executor": executor})
     if workers is not None:
-        execution = execution.model_copy(update={"workers": workers})
+        in_flight = {"workers": workers}
+        if execution.max_concurrent is not None:
+            in_flight["max_concurrent"] = workers
+        execution = execution.model_copy(update=in_flight)
     if address is not None:
         if execution.executor != "ray":
             raise ArgumentError(

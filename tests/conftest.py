@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +63,21 @@ def write_recipe(tmp_path: Path) -> Callable[..., Path]:
         return write_toy_recipe(tmp_path, filename, **kwargs)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """``HOST:PORT`` of the session's Ray cluster (see ray_nodes.py), started on first use."""
+    import ray
+    import ray_nodes
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray_nodes.start_head()
+    ray_nodes.start_second_node()
+    try:
+        yield ray_nodes.ADDRESS
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        ray_nodes.stop_all()

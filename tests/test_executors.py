@@ -82,9 +82,11 @@ def pools() -> Iterator[dict[str, Executor]]:
         executor.close()
 
 
-def pool(pools: dict[str, Executor], name: str) -> Executor:
+def pool(pools: dict[str, Executor], name: str, request: pytest.FixtureRequest) -> Executor:
     if name not in pools:
-        pools[name] = make_executor(name, workers=2, trial_timeout_s=60.0, threads=1)
+        # Ray tests share the session's cluster
+        where = {"address": request.getfixturevalue("ray_cluster")} if name == "ray" else {}
+        pools[name] = make_executor(name, workers=2, trial_timeout_s=60.0, threads=1, **where)
     return pools[name]
 
 
@@ -92,12 +94,12 @@ def pool(pools: dict[str, Executor], name: str) -> Executor:
     params=[pytest.param(n, marks=pytest.mark.ray) if n == "ray" else n for n in EXECUTORS]
 )
 def executor(request: pytest.FixtureRequest, pools: dict[str, Executor]) -> Executor:
-    return pool(pools, request.param)
+    return pool(pools, request.param, request)
 
 
 @pytest.fixture
-def local(pools: dict[str, Executor]) -> Executor:
-    return pool(pools, "local")
+def local(pools: dict[str, Executor], request: pytest.FixtureRequest) -> Executor:
+    return pool(pools, "local", request)
 
 
 # ----------------------------------------------------------------------------- every executor
@@ -294,8 +296,8 @@ def test_worker_start_up_does_not_count_against_the_trial_timeout(tmp_path: Path
 
 # ----------------------------------------------------------------------------- ray only
 @pytest.fixture
-def ray_pool(pools: dict[str, Executor]) -> Executor:
-    return pool(pools, "ray")
+def ray_pool(pools: dict[str, Executor], request: pytest.FixtureRequest) -> Executor:
+    return pool(pools, "ray", request)
 
 
 @pytest.mark.ray

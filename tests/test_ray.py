@@ -1,4 +1,5 @@
-"""Searches on Ray through the command line: a local Ray started for the run, and resume."""
+"""Searches on Ray through the command line: a local Ray started for the run and resume, the
+session's cluster (``--address``), and a GPU trial holding a whole GPU."""
 
 from __future__ import annotations
 
@@ -86,8 +87,12 @@ def digits_recipe(tmp_path: Path, **execution: Any) -> Path:
     return path
 
 
-def test_the_task_goes_to_the_object_store_once_for_the_whole_search(tmp_path: Path) -> None:
-    result = cli("run", digits_recipe(tmp_path), "--run-dir", tmp_path / "run")
+def test_the_task_goes_to_the_object_store_once_for_the_whole_search(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    recipe = digits_recipe(tmp_path)
+
+    result = cli("run", recipe, "--run-dir", tmp_path / "run", "--address", ray_cluster)
     assert result.exit_code == 0, result.output
 
     trials = load_study(RunDir(tmp_path / "run"))[1].trials

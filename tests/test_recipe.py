@@ -549,6 +549,16 @@ SINGLE_PROBLEMS = [
         id="ray-gpu-on-cpu-device",
     ),
     pytest.param(
+        edited(
+            "{executor: inline, workers: 1, trial_timeout_s: 60}",
+            "{executor: ray, workers: 2, max_concurrent: 4}",
+        ),
+        "execution.max_concurrent",
+        21,
+        "is 4 but execution.workers is 2; both say how many trials run at once: keep one",
+        id="ray-max-concurrent-and-workers",
+    ),
+    pytest.param(
         "- name\n- task\n",
         "",
         1,
@@ -945,3 +955,15 @@ def test_choices_that_compare_equal_are_rejected(tmp_path, toy_module, choices):
     problem = only_problem(problems_of(tmp_path, text))
     assert problem.path == "space.params.x.choice"
     assert "lists a value twice" in problem.message
+
+
+def test_max_concurrent_is_how_many_ray_trials_run_at_once(tmp_path):
+    text = edited(
+        "{executor: inline, workers: 1, trial_timeout_s: 60}",
+        "{executor: ray, max_concurrent: 6}",
+    )
+
+    recipe = load_recipe(write(tmp_path, text))
+
+    assert recipe.execution.workers == 6
+    assert with_overrides(recipe, workers=3).execution.workers == 3

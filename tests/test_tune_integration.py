@@ -39,7 +39,7 @@ def trainable(config: dict) -> None:
     tune.report({"f1": x0, "f2": g * (1.0 - math.sqrt(x0 / g))})
 
 
-def test_a_tune_run_is_driven_and_recorded_by_effsearch(tmp_path: Path) -> None:
+def test_a_tune_run_is_driven_and_recorded_by_effsearch(ray_cluster: str, tmp_path: Path) -> None:
     import ray
     from ray import tune
 
@@ -50,7 +50,7 @@ def test_a_tune_run_is_driven_and_recorded_by_effsearch(tmp_path: Path) -> None:
     # Tune's workers import this module for the trainable
     paths = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     ray.init(
-        num_cpus=2,
+        address=ray_cluster,
         include_dashboard=False,
         log_to_driver=False,
         runtime_env={"env_vars": paths},

@@ -118,8 +118,10 @@ class RayExecutor(Executor):
                 if address:
                     ray.init(address=address, include_dashboard=False, log_to_driver=False)
                 else:
-                    # GPUs as Ray detects them: a trial asking for one waits for a free one
+                    # GPUs as Ray detects them: a trial asking for one waits for a free one.
+                    # "local": a Ray of our own, even where `ray start` left a cluster running
                     ray.init(
+                        address="local",
                         num_cpus=max(1, round(workers * cpus)),
                         include_dashboard=False,
                         log_to_driver=False,
