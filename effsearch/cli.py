@@ -140,6 +140,43 @@ def show(
 
 @app.command()
 @_user_errors
+def export(
+    run_dir: RunDirArg,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="New (or empty) folder for the bundle.", show_default=False),
+    ],
+    trial: Annotated[
+        int | None, typer.Option("--trial", help="Export trial N.", show_default=False)
+    ] = None,
+    pick: Annotated[
+        str | None,
+        typer.Option(
+            "--pick",
+            help='knee, best:<objective>, or a limit such as "latency_ms <= 2" (the knee of '
+            "the feasible trials within it).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write one trial's configuration, metrics, provenance and model to a bundle folder."""
+    from effsearch.report import export as exporting
+    from effsearch.search.rundir import RunDir
+    from effsearch.search.runner import load_study
+
+    recipe, study = load_study(RunDir(run_dir))
+    chosen = exporting.choose(recipe, study, trial, pick)
+    console = _out_console()
+    console.print(
+        f"rebuilding trial {chosen.number} from its configuration and seed...", markup=False
+    )
+    exported = exporting.export(RunDir(run_dir), recipe, chosen, out)
+    for line in exporting.describe(exported, recipe.objectives):
+        console.print(line, markup=False)
+
+
+@app.command()
+@_user_errors
 def validate(recipe_path: RecipeArg) -> None:
     """Check a recipe without running it; list the search space it defines."""
     from effsearch.recipe import load_recipe

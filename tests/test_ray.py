@@ -122,3 +122,5 @@ def test_a_gpu_trial_on_ray_holds_a_whole_gpu_and_names_it(tmp_path: Path) -> No
         assert len(where["ray_gpu_ids"].split(",")) == 1  # one whole GPU, Ray's choice
         assert where["device_uuid"].startswith("GPU-")
         assert where["device_name"] == torch.cuda.get_device_name(0)
+        # the model really ran there: memory was allocated on the GPU while it was timed
+        assert trial.user_attrs[records.METRICS]["gpu_peak_memory_mb"] > 0

@@ -307,3 +307,36 @@ def test_text_precheck_gives_the_deployed_size_without_training(local_model):
     measured = task.run(config, ctx)
     for name in ("params", "flops", "size_mb"):
         assert early[name] == pytest.approx(measured[name], rel=1e-6), name
+
+
+@pytest.mark.parametrize("scheme", ["none", "bf16", "int8_dynamic", "int8_dynamic_fbgemm"])
+def test_a_saved_text_model_loads_into_its_skeleton_with_the_same_outputs(
+    local_model, tmp_path, scheme
+):
+    """What export saves and load_bundle reads: LoRA merged, heads and FFN pruned, quantized."""
+    from effsearch.report.bundle import load_state
+
+    folder, data = local_model
+    task = HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
+                                label_column="topic", max_length=8, train_samples=None)
+    config = {
+        "architecture": {"drop_layers": 1},
+        "peft": {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
+                 "adapted_fraction": 1.0},
+        "training": {"lr": 3e-3, "epochs": 1, "batch_size": 8},
+        "pruning": {"method": "heads_ffn", "sparsity": 0.5, "finetune_epochs": 0},
+        "quantization": {"scheme": scheme},
+    }
+    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3))
+    measured = task.run(config, ctx)
+    path = tmp_path / "model.pt"
+    path.write_bytes(meters.serialized_state(meters.deployable_state(ctx.artifact.model)))
+
+    model = task.skeleton(config, "cpu").model
+    model.load_state_dict(load_state(path, "cpu"), assign=True)
+
+    assert path.stat().st_size == round(measured["size_mb"] * 1e6)
+    batch = inputs()
+    assert torch.equal(logits(model.eval(), batch), logits(ctx.artifact.model, batch))
+    dtype = ctx.artifact.input_dtype
+    assert task.evaluate(model, dtype, "cpu")["accuracy"] == pytest.approx(measured["accuracy"])

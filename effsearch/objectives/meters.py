@@ -10,6 +10,7 @@ import io
 import statistics
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,20 +154,35 @@ def size(model: nn.Module, sparse: bool = False) -> dict[str, float]:
     With ``sparse``, every float weight matrix that is smaller in CSR form (int32 indices) is
     stored that way, as a sparse-aware deployment would; ``size_dense_mb`` is the plain size.
     """
-    state = model.state_dict()
-    dense_mb = _serialized_mb(state)
+    dense_mb = _serialized_mb(model.state_dict())
     if not sparse:
         return {"size_mb": dense_mb}
-    compact = {name: _maybe_csr(tensor) for name, tensor in state.items()}
-    return {"size_mb": min(dense_mb, _serialized_mb(compact)), "size_dense_mb": dense_mb}
+    return {"size_mb": _serialized_mb(deployable_state(model)), "size_dense_mb": dense_mb}
 
 
-def _serialized_mb(state: dict[str, Any]) -> float:
+def deployable_state(model: nn.Module) -> dict[str, Any]:
+    """The state dict as :func:`size` counts it with ``sparse``: each float weight matrix in
+    CSR form where that is smaller. Keeps the state dict's metadata (quantized modules need
+    its version to load). ``effsearch export`` saves exactly this."""
+    state = model.state_dict()
+    compact: dict[str, Any] = OrderedDict((k, _maybe_csr(v)) for k, v in state.items())
+    compact._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    return compact
+
+
+def serialized_state(state: dict[str, Any]) -> bytes:
+    """``torch.save`` bytes of ``state`` (a file written from them is exactly this long; saving
+    to a path instead would name the archive after the file), without torch's chatter about
+    sparse CSR being in beta (we only store it)."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.save(state, buffer)
-    return buffer.getbuffer().nbytes / 1e6
+    return buffer.getvalue()
+
+
+def _serialized_mb(state: dict[str, Any]) -> float:
+    return len(serialized_state(state)) / 1e6
 
 
 def _maybe_csr(tensor: Any) -> Any:

@@ -48,6 +48,27 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(study.best_trials, key=lambda t: t.number)
 
 
+def non_dominated(
+    trials: Sequence[FrozenTrial], objectives: Sequence[ObjectiveSection]
+) -> list[FrozenTrial]:
+    """The trials no other trial of ``trials`` dominates (complete trials, objective values)."""
+    losses = signs(objectives) * np.array([t.values for t in trials], dtype=float)
+    return [
+        trial
+        for trial, mine in zip(trials, losses, strict=True)
+        if not any(np.all(other <= mine) and np.any(other < mine) for other in losses)
+    ]
+
+
+def knee(front: Sequence[FrozenTrial], objectives: Sequence[ObjectiveSection]) -> FrozenTrial:
+    """The trial of a Pareto set closest to its ideal point once every objective is scaled to
+    [0, 1] over the set (Euclidean distance; ties go to the lower trial number)."""
+    losses = signs(objectives) * np.array([t.values for t in front], dtype=float)
+    span = np.ptp(losses, axis=0)
+    scaled = (losses - losses.min(axis=0)) / np.where(span > 0, span, 1.0)
+    return front[int(np.argmin(np.linalg.norm(scaled, axis=1)))]
+
+
 @dataclass(frozen=True)
 class Reference:
     """A reference point in the objectives' own units, and where it came from."""

@@ -119,6 +119,19 @@ def _torchao(model: nn.Module, scheme: str) -> Quantized:
     return Quantized(model, torch.float32, f"{scheme}: torchao quantize_, Linear layers only")
 
 
+def safe_load_globals() -> list[type]:
+    """The torchao tensor classes our int schemes store weights in, for
+    ``torch.load(weights_only=True)`` of a saved quantized model (torch allows none of them by
+    default); empty without torchao."""
+    try:
+        with _quiet():
+            import torchao.quantization as torchao_quantization
+    except ImportError:
+        return []
+    names = ("Int8Tensor", "Int4Tensor", "Int4PlainInt32Tensor", "Int4TilePackedTo4dTensor")
+    return [getattr(torchao_quantization, n) for n in names if hasattr(torchao_quantization, n)]
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     # torchao announces optional kernels it cannot load on import; that is not news per trial.

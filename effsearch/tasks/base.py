@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from effsearch.errors import TaskError
 from effsearch.objectives.metrics import MetricInfo
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from effsearch.objectives.slots import DeviceSlots
     from effsearch.spaces.knobs import KnobDecl
+    from effsearch.spaces.quantization import Quantized
 
 Config = Mapping[str, Mapping[str, Any]]
 Metrics = dict[str, float]
@@ -64,6 +68,9 @@ class TrialContext:
     notes: list[str] = field(default_factory=list)
     on_report: Callable[[int, Mapping[str, float]], None] | None = None
     slots: DeviceSlots | None = None
+    artifact: Quantized | None = None
+    """The compressed model as it was measured (set by the built-in tasks' shared pipeline;
+    ``effsearch export`` saves it)."""
 
     def compute_slot(self) -> AbstractContextManager[None]:
         """Wrap each unit of heavy work (a training step, an eval batch) in this.
@@ -139,3 +146,13 @@ class Task(ABC):
     @abstractmethod
     def run(self, config: Config, ctx: TrialContext) -> Metrics:
         """Build, train, compress and measure one configuration; return its metrics."""
+
+    def skeleton(self, config: Config, device: str) -> Quantized:
+        """The compressed model of ``config`` with untrained weights: the structure an exported
+        bundle's weights load into (pruned shapes and quantized formats do not depend on the
+        weights' values)."""
+        raise TaskError(f"task {type(self).__name__} cannot rebuild a model from a bundle")
+
+    def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
+        """The task's quality metrics (accuracy, ...) of a finished model on its held-out data."""
+        raise TaskError(f"task {type(self).__name__} cannot evaluate a model from a bundle")

@@ -12,7 +12,7 @@ split -> latency at the recipe's measure batch size -> serialized size.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -118,33 +118,53 @@ class DigitsCNN(Task):
         train_cfg = _with_defaults(config.get("training", {}), training.KNOBS)
         epochs = int(train_cfg["epochs"])
 
-        model = build_model(float(arch["width_mult"]), int(arch["depth"]))
+        device = torch.device(ctx.device)
+        model = build_model(float(arch["width_mult"]), int(arch["depth"])).to(device)
         started = time.perf_counter()
         loss = self._train(model, train_cfg, epochs, ctx, first_step=0)
-        batch = _measure_batch(self.test_x, ctx.measure.batch_size)
+        batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(device)
         work = Workload(
-            predict=self._predict,
+            predict=lambda m, dtype: self._predict(m, dtype, device),
             labels=self.test_y,
             recover=lambda m, n: self._train(m, train_cfg, n, ctx, first_step=epochs),
             forward=lambda m, dtype: lambda: m(batch.to(dtype)),
-            one_input=self.test_x[:1],
+            one_input=self.test_x[:1].to(device),
         )
         return compress_and_measure(model, config, ctx, work, started, loss)
 
     def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
         """Size, params and FLOPs of the configuration, from the untrained model: pruning and
         quantization give the same shapes and formats whatever the weights."""
-        arch = _with_defaults(config.get("architecture", {}), architecture.KNOBS)
-        model = build_model(float(arch["width_mult"]), int(arch["depth"]))
-        one_image = self.test_x[:1]
-        pruning.apply(model, config.get("pruning", {}), one_image)
-        pruning.finalize(model)
-        model.eval()
-        metrics = meters.params(model) | meters.flops(model, one_image, batch_size=1)
-        quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
+        metrics: Metrics = {}
+
+        def count(model: nn.Module) -> None:
+            metrics.update(meters.params(model) | meters.flops(model, self.test_x[:1], 1))
+
+        quantized = self._compressed(config, ctx.device, before_quantization=count)
         batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(quantized.input_dtype)
         metrics |= untrained_cost(lambda: quantized.model(batch), ctx)
         return metrics | meters.size(quantized.model, sparse=True)
+
+    def skeleton(self, config: Config, device: str) -> quantization.Quantized:
+        return self._compressed(config, device)
+
+    def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
+        predictions = self._predict(model, input_dtype, torch.device(device))
+        return {"accuracy": accuracy(predictions, self.test_y)}
+
+    def _compressed(
+        self,
+        config: Config,
+        device: str,
+        before_quantization: Callable[[nn.Module], None] = lambda model: None,
+    ) -> quantization.Quantized:
+        """The untrained model of ``config``, pruned and quantized."""
+        arch = _with_defaults(config.get("architecture", {}), architecture.KNOBS)
+        model = build_model(float(arch["width_mult"]), int(arch["depth"])).to(device)
+        pruning.apply(model, config.get("pruning", {}), self.test_x[:1].to(device))
+        pruning.finalize(model)
+        before_quantization(model.eval())
+        return quantization.apply(model, config.get("quantization", {}), device)
 
     def _train(
         self,
@@ -155,15 +175,17 @@ class DigitsCNN(Task):
         first_step: int,
     ) -> float:
         loss_fn = nn.CrossEntropyLoss()
+        device = torch.device(ctx.device)
+        train_x, train_y = self.train_x.to(device), self.train_y.to(device)
 
         def held_out_accuracy() -> float:
             with ctx.compute_slot():
-                return accuracy(self._predict(model, torch.float32), self.test_y)
+                return accuracy(self._predict(model, torch.float32, device), self.test_y)
 
         return train_epochs(
             model,
             torch.optim.Adam(model.parameters(), lr=float(train_cfg["lr"])),
-            lambda index: loss_fn(model(self.train_x[index]), self.train_y[index]),
+            lambda index: loss_fn(model(train_x[index]), train_y[index]),
             len(self.train_x),
             int(train_cfg["batch_size"]),
             epochs,
@@ -172,10 +194,12 @@ class DigitsCNN(Task):
             held_out_accuracy,
         )
 
-    def _predict(self, model: nn.Module, input_dtype: torch.dtype) -> torch.Tensor:
-        """Predicted class of every held-out image."""
+    def _predict(
+        self, model: nn.Module, input_dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """Predicted class of every held-out image (on the CPU, to compare with labels)."""
         with torch.inference_mode():
-            return model(self.test_x.to(input_dtype)).argmax(dim=1)
+            return model(self.test_x.to(device, input_dtype)).argmax(dim=1).cpu()
 
 
 def _with_defaults(values: Mapping[str, Any], knobs: tuple[Any, ...]) -> dict[str, Any]:

@@ -220,22 +220,39 @@ class HFTextClassification(Task):
         pruning and quantization give the same shapes and formats whatever the weights (merged
         adapters add none). 2:4 kernels compress differently: its size is left to the trial."""
         device = torch.device(ctx.device)
-        model = copy.deepcopy(self.pretrained).to(device).eval()
-        transformer_blocks.drop_top_layers(
-            model, int(config.get("architecture", {}).get("drop_layers", 0))
-        )
-        prune_cfg = config.get("pruning", {})
-        pruning.apply(model, prune_cfg, head_size=self.head_size)
-        pruning.finalize(model)
+        model = self._pruned(config, device)
         one = {k: v[:1].to(device) for k, v in self.test_inputs.items()}
         metrics = meters.params(model) | meters.flops(model, one, batch_size=1)
-        if prune_cfg.get("method") == "semi_structured_24":
+        if config.get("pruning", {}).get("method") == "semi_structured_24":
             return metrics
         quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
         size = ctx.measure.batch_size
         batch = {k: _first(v, size).to(device) for k, v in self.test_inputs.items()}
         metrics |= untrained_cost(lambda: quantized.model(**batch), ctx)
         return metrics | meters.size(quantized.model, sparse=True)
+
+    def skeleton(self, config: Config, device: str) -> quantization.Quantized:
+        if config.get("pruning", {}).get("method") == "semi_structured_24":
+            raise TaskError(
+                "a 2:4 semi-structured model cannot be rebuilt from a bundle (its kernels pack "
+                "the weights they were made from); run the trial's configuration again instead"
+            )
+        model = self._pruned(config, torch.device(device))
+        return quantization.apply(model, config.get("quantization", {}), device)
+
+    def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
+        ctx = TrialContext(trial_number=-1, seed=0, device=device)
+        return {"accuracy": accuracy(self._predict(model, ctx), self.test_labels)}
+
+    def _pruned(self, config: Config, device: torch.device) -> nn.Module:
+        """The pretrained model with the configuration's layers dropped and structure pruned
+        (weights as pretrained: adapters merge into the same shapes)."""
+        model = copy.deepcopy(self.pretrained).to(device).eval()
+        transformer_blocks.drop_top_layers(
+            model, int(config.get("architecture", {}).get("drop_layers", 0))
+        )
+        pruning.apply(model, config.get("pruning", {}), head_size=self.head_size)
+        return pruning.finalize(model)
 
     def _fresh_model(self) -> nn.Module:
         model = copy.deepcopy(self.pretrained)

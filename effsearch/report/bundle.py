@@ -1,0 +1,105 @@
+"""Open an exported bundle: the model as a runnable module, and the task's evaluation of it.
+
+A bundle's model file holds weights only (``torch.load(weights_only=True)``: no code runs on
+load). The structure they load into is rebuilt from the bundle's configuration by the task
+(:meth:`Task.skeleton`: pruned shapes and quantized formats do not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from effsearch.errors import ArgumentError
+from effsearch.report.export import BUNDLE_VERSION, CONFIG_FILE, MODEL_FILE
+
+
+def read_bundle(folder: str | Path) -> dict[str, Any]:
+    """The bundle's ``config.yaml`` as a mapping (what it is, metrics, provenance, recipe)."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise ArgumentError(
+            f"{folder} is not an effsearch bundle (no {CONFIG_FILE}); make one with: "
+            "effsearch export RUN_DIR --pick knee --out DIR"
+        )
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or document.get("effsearch_bundle") != BUNDLE_VERSION:
+        raise ArgumentError(
+            f"{path}: not a bundle this effsearch reads (expected effsearch_bundle: "
+            f"{BUNDLE_VERSION})"
+        )
+    return document
+
+
+def load_bundle(folder: str | Path, device: str = "cpu") -> Any:
+    """The bundle's model, compressed as it was measured, in eval mode on ``device``.
+
+    Its inputs take the dtype in ``config.yaml`` (``model.input_dtype``: bf16 models take bf16).
+    """
+    model, _ = _load(folder, device)
+    return model
+
+
+def evaluate_bundle(folder: str | Path, device: str = "cpu") -> dict[str, float]:
+    """Run the task's evaluation (held-out accuracy, ...) on the bundle's model."""
+    import torch
+
+    model, document = _load(folder, device)
+    dtype = getattr(torch, document["model"]["input_dtype"])
+    return dict(_task(document).evaluate(model, dtype, device))
+
+
+def _load(folder: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
+    document = read_bundle(folder)
+    if not document.get("model"):
+        raise ArgumentError(
+            f"{folder}: the bundle holds no model (its task returned metrics only); "
+            "rebuild it from config.yaml's configuration"
+        )
+    model = _task(document).skeleton(document["config"], device).model
+    model.load_state_dict(load_state(Path(folder) / MODEL_FILE, device), assign=True)
+    return model.eval(), document
+
+
+def load_state(path: Path, device: str) -> dict[str, Any]:
+    """A saved ``deployable_state``, ready for ``load_state_dict``: weights only (no code runs;
+    torchao's quantized tensor classes allowed), CSR matrices dense again, the state dict's
+    metadata kept (quantized modules read their format version from it)."""
+    import torch
+
+    from effsearch.spaces.quantization import safe_load_globals
+
+    allowed: list[Any] = safe_load_globals()
+    with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+        # torch.ao's packed int8 weights still go through TypedStorage when loaded
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+        state = torch.load(path, map_location=device, weights_only=True)
+    dense: dict[str, Any] = OrderedDict(
+        (k, v.to_dense() if _is_csr(v) else v) for k, v in state.items()
+    )
+    dense._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    return dense
+
+
+def _is_csr(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor) and value.layout == torch.sparse_csr
+
+
+def _task(document: dict[str, Any]) -> Any:
+    from effsearch.tasks import build_task
+    from effsearch.tasks.base import TaskSpec
+
+    task = document["recipe"]["task"]
+    spec = TaskSpec(
+        builtin=task.get("builtin"),
+        entrypoint=task.get("entrypoint"),
+        options=task.get("options") or {},
+        recipe_dir=document["provenance"]["recipe_dir"],
+    )
+    return build_task(spec)

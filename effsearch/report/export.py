@@ -1,0 +1,236 @@
+"""Export one trial for deployment: a folder (a *bundle*) with what it is and the model itself.
+
+``config.yaml`` holds every knob value, the trial's metrics, the recipe it came from and the
+provenance (versions, device, threads, seed, recipe hash); ``model.pt`` is the compressed model's
+state dict as it was measured (``meters.deployable_state``: the bytes ``size_mb`` counts). Trials
+do not keep their models during a search, so export rebuilds the model by running the trial's
+configuration again with its seed, and says so, with the rebuilt metrics next to the trial's.
+Only the two fixed file names are written, inside ``--out``: names from the run or the trial
+never become paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from effsearch import __version__
+from effsearch.errors import ArgumentError
+from effsearch.recipe import Recipe, parse_constraint
+from effsearch.report.results import trial_config
+from effsearch.search import pareto, records
+from effsearch.search.rundir import RunDir
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.pt"
+BUNDLE_VERSION = 1
+REBUILT_WHY = (
+    "trials do not keep their models during a search; this one was rebuilt by running the "
+    "trial's configuration again with its seed, on this machine"
+)
+
+
+@dataclass
+class Exported:
+    """What :func:`export` wrote and found."""
+
+    out: Path
+    trial: FrozenTrial
+    rebuilt_metrics: dict[str, float]
+    model_bytes: int | None  # None: the task handed over no model (an entrypoint task)
+    notes: list[str] = field(default_factory=list)
+
+
+def choose(recipe: Recipe, study: optuna.Study, trial: int | None, pick: str | None) -> FrozenTrial:
+    """The trial ``--trial N`` or ``--pick knee | best:<objective> | "<metric> <= <x>"`` names."""
+    if (trial is None) == (pick is None):
+        raise ArgumentError(
+            'give exactly one of --trial N or --pick (knee, best:<objective>, "<metric> <= <x>")'
+        )
+    if trial is not None:
+        return _numbered(study, trial)
+    assert pick is not None
+    candidates = pareto.feasible_complete(study.get_trials(deepcopy=False))
+    if not candidates:
+        raise ArgumentError(
+            "--pick: the run has no feasible complete trial to pick from; see effsearch show, "
+            "or export one by number with --trial N"
+        )
+    names = [o.metric for o in recipe.objectives]
+    if pick == "knee":
+        return pareto.knee(pareto.non_dominated(candidates, recipe.objectives), recipe.objectives)
+    if pick.startswith("best:"):
+        metric = pick.removeprefix("best:")
+        if metric not in names:
+            raise ArgumentError(
+                f"--pick best:{metric}: {metric!r} is not an objective of this run; "
+                f"use one of: {', '.join(names)}"
+            )
+        index = names.index(metric)
+        sign = pareto.signs(recipe.objectives)[index]
+        return min(candidates, key=lambda t: (sign * t.values[index], t.number))
+    try:
+        limit = parse_constraint(pick)
+    except ValueError as exc:
+        raise ArgumentError(
+            f"--pick {pick!r}: expected knee, best:<objective> or a limit such as "
+            f'"latency_ms <= 2"; as a limit it {exc}'
+        ) from None
+    inside = [t for t in candidates if limit.violation(_metric(t, limit.metric)) <= 0]
+    if not inside:
+        raise ArgumentError(
+            f"--pick {pick!r}: no feasible complete trial has {limit}; loosen the limit "
+            "(effsearch show lists the trials)"
+        )
+    return pareto.knee(pareto.non_dominated(inside, recipe.objectives), recipe.objectives)
+
+
+def export(run_dir: RunDir, recipe: Recipe, chosen: FrozenTrial, out: Path) -> Exported:
+    """Rebuild ``chosen`` and write its bundle into ``out`` (new or empty)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ArgumentError(
+            f"--out {out}: exists and is not an empty folder; give a new folder (export never "
+            "overwrites)"
+        )
+    config = trial_config(recipe, chosen)
+    rebuilt, artifact, notes = _rebuild(recipe, chosen.number, config)
+    out.mkdir(parents=True, exist_ok=True)
+    model_bytes = None
+    if artifact is not None:
+        from effsearch.objectives.meters import deployable_state, serialized_state
+
+        (out / MODEL_FILE).write_bytes(serialized_state(deployable_state(artifact.model)))
+        model_bytes = (out / MODEL_FILE).stat().st_size
+    else:
+        notes.append(
+            "the task handed over no model (entrypoint tasks return metrics only); the bundle "
+            "holds the configuration"
+        )
+    document = {
+        "effsearch_bundle": BUNDLE_VERSION,
+        "trial": chosen.number,
+        "run": str(run_dir.path.resolve()),
+        "config": config,
+        "metrics": dict(chosen.user_attrs.get(records.METRICS, {})),
+        "feasible": pareto.is_feasible(chosen),
+        "model": None
+        if artifact is None
+        else {
+            "file": MODEL_FILE,
+            "format": "torch state dict (torch.save); float weight matrices stored in CSR "
+            "where that is smaller; load with effsearch.load_bundle",
+            "input_dtype": str(artifact.input_dtype).removeprefix("torch."),
+            "bytes": model_bytes,
+        },
+        "rebuilt": {"why": REBUILT_WHY, "metrics": rebuilt, "notes": notes},
+        "provenance": _provenance(run_dir, recipe, chosen),
+        "recipe": dict(recipe.data),
+    }
+    (out / CONFIG_FILE).write_text(
+        yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    return Exported(out, chosen, rebuilt, model_bytes, notes)
+
+
+def _numbered(study: optuna.Study, number: int) -> FrozenTrial:
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials):
+        raise ArgumentError(
+            f"--trial {number}: the run has trials 0 to {len(trials) - 1}; "
+            "effsearch show lists them"
+        )
+    trial = trials[number]
+    if trial.state != TrialState.COMPLETE or trial.user_attrs.get(records.REJECTED):
+        why = trial.user_attrs.get(records.FAIL_REASON) or (
+            "rejected before training" if trial.user_attrs.get(records.REJECTED) else ""
+        )
+        raise ArgumentError(
+            f"--trial {number}: it is {trial.state.name}{f' ({why})' if why else ''}, not a "
+            "finished trial; export a COMPLETE one (effsearch show lists them)"
+        )
+    return trial
+
+
+def _metric(trial: FrozenTrial, metric: str) -> float:
+    metrics = trial.user_attrs.get(records.METRICS, {})
+    if metric not in metrics:
+        raise ArgumentError(
+            f"--pick: trial {trial.number} recorded no {metric!r}; recorded metrics: "
+            f"{', '.join(sorted(metrics))}"
+        )
+    return float(metrics[metric])
+
+
+def _rebuild(
+    recipe: Recipe, number: int, config: dict[str, Any]
+) -> tuple[dict[str, float], Any, list[str]]:
+    """Run the trial's configuration again, in this process, as a worker would."""
+    import torch
+
+    from effsearch.tasks import build_task
+    from effsearch.tasks.base import TrialContext
+
+    execution = recipe.execution
+    torch.set_num_threads(execution.threads_per_trial)
+    task = build_task(recipe.task_spec)
+    with tempfile.TemporaryDirectory() as scratch:
+        ctx = TrialContext(
+            trial_number=number,
+            seed=recipe.seed,
+            device=execution.device,
+            threads=execution.threads_per_trial,
+            measure=recipe.measure_settings,
+            trial_dir=Path(scratch),
+        )
+        metrics = task.run(config, ctx)
+    return {k: float(v) for k, v in metrics.items()}, ctx.artifact, list(ctx.notes)
+
+
+def _provenance(run_dir: RunDir, recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "effsearch": __version__,
+        "torch": version("torch"),
+        "peft": version("peft"),
+        "torchao": version("torchao"),
+        "transformers": version("transformers"),
+        "device": recipe.execution.device,
+        "threads": recipe.execution.threads_per_trial,
+        "seed": recipe.seed,
+        "recipe_sha256": hashlib.sha256(run_dir.recipe_path.read_bytes()).hexdigest(),
+        "recipe_dir": recipe.recipe_dir,
+        "measured_on": dict(trial.user_attrs.get(records.MEASURED_ON, {})),
+    }
+
+
+def describe(exported: Exported, objectives: Sequence[Any]) -> list[str]:
+    """Lines for the terminal: what was exported, and how the rebuild compares."""
+    trial = exported.trial
+    recorded = trial.user_attrs.get(records.METRICS, {})
+    lines = [f"exported trial {trial.number} to {exported.out}"]
+    for name in [o.metric for o in objectives]:
+        again = exported.rebuilt_metrics.get(name)
+        if name in recorded and again is not None:
+            lines.append(f"  {name}: {recorded[name]:.4g} in the trial, {again:.4g} rebuilt")
+    if exported.model_bytes is not None:
+        lines.append(
+            f"  {MODEL_FILE}: {exported.model_bytes / 1e6:.4g} MB "
+            f"(the trial's size_mb: {float(recorded.get('size_mb', float('nan'))):.4g})"
+        )
+    lines.append(f"  {REBUILT_WHY}")
+    lines += [f"  note: {n}" for n in exported.notes]
+    return lines
