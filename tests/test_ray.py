@@ -124,3 +124,4 @@ def test_a_gpu_trial_on_ray_holds_a_whole_gpu_and_names_it(tmp_path: Path) -> No
         assert where["device_name"] == torch.cuda.get_device_name(0)
         # the model really ran there: memory was allocated on the GPU while it was timed
         assert trial.user_attrs[records.METRICS]["gpu_peak_memory_mb"] > 0
+        assert trial.user_attrs[records.METRICS]["energy_j"] > 0  # NVML read a real amount

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: Assumed power of one busy CPU core; this machine has no RAPL counters to read.
 CPU_WATTS_PER_THREAD_EST = 10.0
+#: Least time the NVML energy counter is read over (it refreshes every few tens of ms).
+NVML_WINDOW_S = 0.5
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -81,8 +83,11 @@ def energy(
     """
     if device.startswith("cuda"):
         measured = _nvml_energy_j(forward, repeats, device)
-        if measured is not None:
-            return {"energy_j": measured}, "energy_j: NVML total-energy counter over the repeats"
+        if measured is None:
+            return {}, "energy_j: not measured (NVML gave no energy reading for this GPU)"
+        return {"energy_j": measured}, (
+            f"energy_j: NVML total-energy counter over at least {NVML_WINDOW_S:g} s of calls"
+        )
     estimate = latency_ms / 1000.0 * CPU_WATTS_PER_THREAD_EST * threads
     note = (
         f"energy_j_est is an estimate: latency x {CPU_WATTS_PER_THREAD_EST:g} W per busy thread "
@@ -100,14 +105,22 @@ def _nvml_energy_j(forward: Callable[[], Any], repeats: int, device: str) -> flo
         pynvml.nvmlInit()
         index = torch.device(device).index or 0
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        calls = max(repeats, 50)  # the counter ticks in mJ; enough work to resolve it
+        calls = 0
         with torch.inference_mode():
             torch.cuda.synchronize(device)
             start_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-            for _ in range(calls):
+            started = time.perf_counter()
+            # The counter is refreshed every few tens of ms: a short window reads 0. Run at
+            # least `repeats` calls and NVML_WINDOW_S seconds of them.
+            while calls < repeats or time.perf_counter() - started < NVML_WINDOW_S:
                 forward()
+                calls += 1
+                if calls % 10 == 0:
+                    torch.cuda.synchronize(device)
             torch.cuda.synchronize(device)
             end_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        if end_mj <= start_mj:
+            return None  # the counter did not move: no reading (the caller estimates, and says so)
         return float(end_mj - start_mj) / 1000.0 / calls
     except pynvml.NVMLError:
         return None
