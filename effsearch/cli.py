@@ -177,6 +177,27 @@ def export(
 
 @app.command()
 @_user_errors
+def plot(
+    run_dir: RunDirArg,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="X.png (a picture) or X.html (interactive, offline).", show_default=False
+        ),
+    ],
+) -> None:
+    """Draw the Pareto front, hypervolume over trials and the knobs of every trial."""
+    from effsearch.report import plots
+    from effsearch.search.rundir import RunDir
+    from effsearch.search.runner import load_study
+
+    recipe, study = load_study(RunDir(run_dir))
+    plots.write(plots.collect(recipe, study), out)
+    _out_console().print(f"wrote {out}", markup=False)
+
+
+@app.command()
+@_user_errors
 def validate(recipe_path: RecipeArg) -> None:
     """Check a recipe without running it; list the search space it defines."""
     from effsearch.recipe import load_recipe
