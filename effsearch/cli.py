@@ -198,6 +198,24 @@ def plot(
 
 @app.command()
 @_user_errors
+def report(
+    run_dir: RunDirArg,
+    out: Annotated[
+        Path, typer.Option("--out", help="The HTML page to write.", show_default=False)
+    ] = Path("report.html"),
+) -> None:
+    """One offline HTML page: recipe, plots, Pareto set and an export command per point."""
+    from effsearch.report.page import write_report
+    from effsearch.search.rundir import RunDir
+    from effsearch.search.runner import load_study
+
+    recipe, study = load_study(RunDir(run_dir))
+    write_report(RunDir(run_dir), recipe, study, out)
+    _out_console().print(f"wrote {out}", markup=False)
+
+
+@app.command()
+@_user_errors
 def validate(recipe_path: RecipeArg) -> None:
     """Check a recipe without running it; list the search space it defines."""
     from effsearch.recipe import load_recipe
@@ -318,6 +336,8 @@ def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> N
 
     counts = results.counts(study)
     parts = [f"{counts.get(state, 0)} {state.lower()}" for state in ("COMPLETE", "FAIL")]
+    if counts.get("PRUNED"):
+        parts.append(f"{counts['PRUNED']} stopped early")
     if counts.get("interrupted"):
         parts.append(f"{counts['interrupted']} of them interrupted (re-run)")
     console.print(f"{recipe.name}: {len(study.trials)} trials ({', '.join(parts)})", markup=False)
@@ -333,6 +353,8 @@ def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> N
             f"hypervolume {volume:.4g} (reference point [{ref}], {reference.source})",
             markup=False,
         )
+    for line in results.constraint_lines(recipe, study):
+        console.print(line, markup=False)
     stopped = study.user_attrs.get(records.STUDY_STOPPED_EARLY)
     if stopped:
         console.print(f"stopped early: {stopped}", markup=False)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from effsearch.cli import app
+from effsearch.objectives.metrics import unit_of
 from effsearch.report import plots
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import load_study
@@ -64,12 +65,12 @@ def test_the_png_labels_axes_with_direction_and_shows_legend_and_limits(
 
 
 def test_units_come_from_metric_names():
-    assert plots.unit_of("latency_ms") == "ms"
-    assert plots.unit_of("size_mb") == "MB"
-    assert plots.unit_of("energy_j_est") == "J, estimated"
-    assert plots.unit_of("throughput_per_s") == "per s"
-    assert plots.unit_of("accuracy") == "fraction"
-    assert plots.unit_of("f1") == ""
+    assert unit_of("latency_ms") == "ms"
+    assert unit_of("size_mb") == "MB"
+    assert unit_of("energy_j_est") == "J, estimated"
+    assert unit_of("throughput_per_s") == "per s"
+    assert unit_of("accuracy") == "fraction"
+    assert unit_of("f1") == ""
 
 
 def test_plot_writes_a_png_picture(run_dir: Path, tmp_path: Path) -> None:

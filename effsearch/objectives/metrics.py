@@ -69,3 +69,31 @@ EARLY_HARDWARE_METRICS = frozenset(
 )
 """What timing the untrained compressed model tells: the same kernels on the same shapes as
 after training. A task may measure these before training (``measure_before_training``)."""
+
+
+_SUFFIX_UNITS = {
+    "_ms": "ms",
+    "_mb": "MB",
+    "_per_s": "per s",
+    "_j_est": "J, estimated",
+    "_j": "J",
+    "_s": "s",
+}
+_NAMED_UNITS = {
+    "accuracy": "fraction",
+    "agreement": "fraction",
+    "accuracy_delta": "fraction",
+    "flops": "FLOPs per input",
+    "params": "count",
+    "nonzero_params": "count",
+}
+
+
+def unit_of(metric: str) -> str:
+    """The unit a metric's name carries (``latency_ms`` -> ms); '' when it names none."""
+    if metric in _NAMED_UNITS:
+        return _NAMED_UNITS[metric]
+    for suffix, unit in _SUFFIX_UNITS.items():
+        if metric.endswith(suffix):
+            return unit
+    return ""

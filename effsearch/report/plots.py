@@ -25,6 +25,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from effsearch.errors import ArgumentError
+from effsearch.objectives.metrics import unit_of
 from effsearch.recipe import Constraint, Recipe
 from effsearch.report.results import trial_config
 from effsearch.search import pareto, records
@@ -36,22 +37,6 @@ COLORS = {
     "dominated": "#1f77b4",
     "infeasible": "#7f7f7f",
     "stopped early": "#ff7f0e",
-}
-UNITS = {
-    "_ms": "ms",
-    "_mb": "MB",
-    "_per_s": "per s",
-    "_j_est": "J, estimated",
-    "_j": "J",
-    "_s": "s",
-}
-NAMED_UNITS = {
-    "accuracy": "fraction",
-    "agreement": "fraction",
-    "accuracy_delta": "fraction",
-    "flops": "FLOPs per input",
-    "params": "count",
-    "nonzero_params": "count",
 }
 
 
@@ -90,16 +75,6 @@ class PlotData:
         unit = unit_of(metric)
         inside = ", ".join(p for p in (unit, better) if p)
         return f"{metric} ({inside})" if inside else metric
-
-
-def unit_of(metric: str) -> str:
-    """The unit a metric's name carries (``latency_ms`` -> ms); '' when it names none."""
-    if metric in NAMED_UNITS:
-        return NAMED_UNITS[metric]
-    for suffix, unit in UNITS.items():
-        if metric.endswith(suffix):
-            return unit
-    return ""
 
 
 def collect(recipe: Recipe, study: optuna.Study) -> PlotData:
@@ -327,6 +302,16 @@ def _knobs_panel(axes: Any, data: PlotData) -> None:
 
 def html_page(data: PlotData) -> str:
     """One self-contained HTML page (plotly.js inlined once) with the same three views."""
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>effsearch: {html.escape(data.name)}</title></head><body>\n"
+        + "\n".join(html_parts(data))
+        + "\n</body></html>\n"
+    )
+
+
+def html_parts(data: PlotData) -> list[str]:
+    """The three views as HTML fragments; the first carries plotly.js (inlined, offline)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -407,14 +392,8 @@ def html_page(data: PlotData) -> str:
         title="searched knobs of each drawn trial (red: Pareto set; drag an axis to filter)",
         height=420,
     )
-    parts = [
+    return [
         fronts.to_html(full_html=False, include_plotlyjs=True),
         history.to_html(full_html=False, include_plotlyjs=False),
         knobs.to_html(full_html=False, include_plotlyjs=False),
     ]
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>effsearch: {html.escape(data.name)}</title></head><body>\n"
-        + "\n".join(parts)
-        + "\n</body></html>\n"
-    )

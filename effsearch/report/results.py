@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
+from effsearch.objectives.metrics import unit_of
 from effsearch.recipe import Recipe
 from effsearch.search import records
 from effsearch.search.pareto import (
@@ -107,7 +108,10 @@ def pareto_table(
     table.add_column("trial", justify="right")
     for objective in recipe.objectives:
         arrow = "↑" if objective.direction == "maximize" else "↓"
-        table.add_column(f"{objective.metric} {arrow}", justify="right")
+        unit = unit_of(objective.metric)
+        table.add_column(
+            f"{objective.metric}{f' ({unit})' if unit else ''} {arrow}", justify="right"
+        )
     knobs = list(recipe.space.searched)
     for _knob, header in zip(knobs, short_names(knobs), strict=True):
         table.add_column(header, justify="left")
@@ -155,6 +159,29 @@ def baseline_line(recipe: Recipe, study: optuna.Study) -> str | None:
     if gains:
         line += "; best on the Pareto set: " + ", ".join(gains)
     return line
+
+
+def constraint_lines(recipe: Recipe, study: optuna.Study) -> list[str]:
+    """Per constraint, how many trials that ran to the end meet it."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not t.user_attrs.get(records.REJECTED)
+    ]
+    lines = []
+    for constraint in recipe.constraints:
+        values = [t.user_attrs.get(records.METRICS, {}).get(constraint.metric) for t in done]
+        met = sum(1 for v in values if v is not None and constraint.violation(float(v)) <= 0)
+        lines.append(f"constraint {constraint}: met by {met} of {len(done)} finished trials")
+    rejected = sum(
+        1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get(records.REJECTED)
+    )
+    if rejected:
+        lines.append(
+            f"{rejected} configurations rejected before training (a constraint on "
+            "size, params, FLOPs or untrained latency)"
+        )
+    return lines
 
 
 def failures_table(study: optuna.Study, limit: int = 10) -> Table | None:
