@@ -65,6 +65,15 @@ RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_defaul
 AddressOption = typer.Option(
     "--address", help="Ray cluster to run trials on (HOST:PORT or auto); needs executor ray."
 )
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing while it runs; one line at the end.")
+]
+EventsOption = Annotated[
+    bool,
+    typer.Option(
+        "--events", help="Print one JSON object per event (for logs and CI) instead of the view."
+    ),
+]
 RunDirArg = Annotated[
     Path, typer.Argument(help="Run directory (default runs/<name>).", show_default=False)
 ]
@@ -93,13 +102,15 @@ def run(
         bool,
         typer.Option("--resume", help="Continue the run in the run directory if there is one."),
     ] = False,
+    quiet: QuietOption = False,
+    events: EventsOption = False,
 ) -> None:
     """Run a search as RECIPE says."""
     from effsearch.recipe import load_recipe
 
     recipe = _with_overrides(load_recipe(recipe_path), trials, executor, workers, address)
     directory = run_dir if run_dir is not None else Path("runs") / recipe.name
-    _execute(recipe, directory, resume=resume)
+    _execute(recipe, directory, resume=resume, output=_output(quiet, events))
 
 
 @app.command()
@@ -112,12 +123,14 @@ def resume(
     executor: Annotated[str | None, typer.Option("--executor", help="inline | local | ray")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
     address: Annotated[str | None, AddressOption] = None,
+    quiet: QuietOption = False,
+    events: EventsOption = False,
 ) -> None:
     """Continue a stopped or crashed run: finished trials are kept, interrupted ones re-run."""
     from effsearch.search.rundir import RunDir
 
     recipe = _with_overrides(RunDir(run_dir).frozen_recipe(), trials, executor, workers, address)
-    _execute(recipe, run_dir, resume=True)
+    _execute(recipe, run_dir, resume=True, output=_output(quiet, events))
 
 
 @app.command()
@@ -294,38 +307,71 @@ def _with_overrides(
     )
 
 
-def _execute(recipe: Any, run_dir: Path, resume: bool) -> None:
-    from effsearch.report.live import LineView, LiveView, terminal_console
+def _output(quiet: bool, events: bool) -> str:
+    if quiet and events:
+        raise ArgumentError("--quiet and --events: choose one")
+    return "quiet" if quiet else "events" if events else "view"
+
+
+def _execute(recipe: Any, run_dir: Path, resume: bool, output: str = "view") -> None:
+    from effsearch.report import results
+    from effsearch.report.live import EventView, LineView, LiveView, QuietView, terminal_console
     from effsearch.search.rundir import RunDir
     from effsearch.search.runner import Runner
     from effsearch.search.storage import describe
 
     console = terminal_console()
     metric_names = [o.metric for o in recipe.objectives]
-    view = (
-        LiveView(console, metric_names, recipe)
-        if console.is_terminal
-        else LineView(console, metric_names)
-    )
+    view: Any
+    if output == "events":
+        view = EventView(console.file, metric_names)
+    elif output == "quiet":
+        view = QuietView()
+    elif console.is_terminal:
+        view = LiveView(console, metric_names, recipe)
+    else:
+        view = LineView(console, metric_names)
     directory = RunDir(run_dir)
     runner = Runner(recipe, directory, view)
-    console.print(
+    starting = (
         f"{'resuming' if resume and directory.exists() else 'starting'} "
-        f"{recipe.name!r} in {run_dir} (study: {describe(recipe.storage, run_dir)})",
-        markup=False,
+        f"{recipe.name!r} in {run_dir} (study: {describe(recipe.storage, run_dir)})"
     )
+    if output == "events":
+        view.message(starting)
+    elif output == "view":
+        console.print(starting, markup=False)
     result = runner.run(resume=resume)
-    console.print(result.optimizer_reason, markup=False)
-    _print_summary(console, recipe, result.study, directory)
     _write_pareto(recipe, result.study, directory)
-    if result.interrupted:
+    completed = any(t.state.name == "COMPLETE" for t in result.study.get_trials(deepcopy=False))
+    if output == "events":
+        document = results.show_document(recipe, result.study)
+        view.emit(
+            "summary",
+            pareto=document["pareto"],
+            hypervolume=document["hypervolume"],
+            counts=results.counts(result.study),
+            interrupted=result.interrupted,
+        )
+    elif output == "quiet":
+        front = len(results.show_document(recipe, result.study)["pareto"])
         console.print(
+            f"{recipe.name}: {len(result.study.trials)} trials, {front} on the Pareto set; "
+            f"effsearch show {run_dir}",
+            markup=False,
+        )
+    else:
+        console.print(result.optimizer_reason, markup=False)
+        _print_summary(console, recipe, result.study, directory)
+    notices = _err_console() if output == "events" else console  # events: stdout is JSON only
+    if result.interrupted:
+        notices.print(
             f"interrupted; every finished trial is saved. Resume with: effsearch resume {run_dir}",
             markup=False,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
-    if not any(t.state.name == "COMPLETE" for t in result.study.get_trials(deepcopy=False)):
-        console.print("no trial completed; the failed trials above say why", markup=False)
+    if not completed:
+        notices.print("no trial completed; the failed trials above say why", markup=False)
         raise typer.Exit(1)
 
 

@@ -365,3 +365,39 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 
     assert forced.exit_code == 0, forced.output
     assert path.read_text() != "mine"
+
+
+# ----------------------------------------------------------------------------- --events, --quiet
+def test_events_mode_prints_only_json_lines_one_per_event(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
+    recipe = write_recipe(entrypoint="fails_above_half", budget={"trials": 6})
+
+    result = cli("run", recipe, "--run-dir", tmp_path / "run", "--events")
+
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[:2] == ["message", "start"] and kinds[-2:] == ["end", "summary"]
+    finished = [e for e in events if e["event"] in ("trial_completed", "trial_failed")]
+    assert sorted(e["trial"] for e in finished) == list(range(6))
+    assert all(set(e["values"]) == {"f1", "f2"} for e in finished if "values" in e)
+    assert all("x0 above one half" in e["reason"] for e in finished if "reason" in e)
+    assert events[-1]["pareto"] == show_json(tmp_path / "run")["pareto"]
+
+
+def test_quiet_mode_prints_one_line(write_recipe: WriteRecipe, tmp_path: Path) -> None:
+    result = cli("run", write_recipe(), "--run-dir", tmp_path / "run", "--quiet")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"toy: 6 trials, {len(show_json(tmp_path / 'run')['pareto'])} on the Pareto set; "
+        f"effsearch show {tmp_path / 'run'}"
+    ]
+
+
+def test_quiet_and_events_together_are_refused(write_recipe: WriteRecipe, tmp_path: Path) -> None:
+    result = cli("run", write_recipe(), "--run-dir", tmp_path / "run", "--quiet", "--events")
+
+    assert result.exit_code == 2
+    assert "--quiet and --events: choose one" in result.output

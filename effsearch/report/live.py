@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -183,3 +185,62 @@ class LiveView(LineView):
 
     def stop(self) -> None:
         self.live.stop()
+
+
+class QuietView(View):
+    """Nothing while the search runs (``--quiet``); warnings still reach stderr."""
+
+    def start(self, study: optuna.Study, total: int | None, counted: int) -> None: ...
+
+    def trial_completed(
+        self, study: optuna.Study, number: int, values: Sequence[float]
+    ) -> None: ...
+
+    def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+class EventView(View):
+    """One JSON object per line and event (``--events``), for logs and CI to parse.
+
+    Every object has ``event`` and ``time`` (Unix seconds); the rest depends on the event:
+    ``start`` (total, counted), ``trial_started`` (trial, config), ``trial_completed`` (trial,
+    values: objective -> value), ``trial_failed`` (trial, reason, log), ``trial_stopped``
+    (trial, reason), ``hypervolume`` (value), ``message`` (text), ``end``; the command adds
+    ``summary`` (pareto, hypervolume, counts).
+    """
+
+    def __init__(self, stream: IO[str], metric_names: Sequence[str]) -> None:
+        self.stream = stream
+        self.metric_names = list(metric_names)
+
+    def emit(self, event: str, **fields: Any) -> None:
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        self.stream.write(json.dumps(record, default=str) + "\n")
+        self.stream.flush()
+
+    def start(self, study: optuna.Study, total: int | None, counted: int) -> None:
+        self.emit("start", total=total, counted=counted)
+
+    def trial_started(self, number: int, config: Mapping[str, Any]) -> None:
+        self.emit("trial_started", trial=number, config=dict(config))
+
+    def trial_completed(self, study: optuna.Study, number: int, values: Sequence[float]) -> None:
+        named = dict(zip(self.metric_names, map(float, values), strict=True))
+        self.emit("trial_completed", trial=number, values=named)
+
+    def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None:
+        self.emit("trial_failed", trial=number, reason=reason, log=str(trial_dir / "log.txt"))
+
+    def trial_stopped(self, number: int, reason: str) -> None:
+        self.emit("trial_stopped", trial=number, reason=reason)
+
+    def hypervolume(self, value: float) -> None:
+        self.emit("hypervolume", value=value)
+
+    def message(self, text: str) -> None:
+        self.emit("message", text=text)
+
+    def stop(self) -> None:
+        self.emit("end")
