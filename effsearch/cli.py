@@ -171,6 +171,12 @@ def export(
             show_default=False,
         ),
     ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="torch (state dict as measured), or onnx as well (float models)."
+        ),
+    ] = "torch",
 ) -> None:
     """Write one trial's configuration, metrics, provenance and model to a bundle folder."""
     from effsearch.report import export as exporting
@@ -183,7 +189,7 @@ def export(
     console.print(
         f"rebuilding trial {chosen.number} from its configuration and seed...", markup=False
     )
-    exported = exporting.export(RunDir(run_dir), recipe, chosen, out)
+    exported = exporting.export(RunDir(run_dir), recipe, chosen, out, fmt)
     for line in exporting.describe(exported, recipe.objectives):
         console.print(line, markup=False)
 

@@ -175,3 +175,43 @@ def test_the_knee_is_the_front_point_nearest_the_ideal_once_scaled():
         trial.number = number
 
     assert pareto.knee(front, objectives).number == 2
+
+
+def _trial_with_scheme(run_dir: Path, scheme: str) -> int:
+    trials = load_study(RunDir(run_dir))[1].trials
+    return next(
+        t.number
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.user_attrs[records.CONFIG]["quantization"]["scheme"] == scheme
+    )
+
+
+def test_a_float_model_also_exports_to_onnx_with_a_dynamic_batch(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import onnxruntime
+
+    number = _trial_with_scheme(run_dir, "none")
+    result = cli("export", run_dir, "--trial", number, "--out", tmp_path / "b", "--format", "onnx")
+
+    assert result.exit_code == 0, result.output
+    session = onnxruntime.InferenceSession(str(tmp_path / "b" / "model.onnx"))
+    images = torch.rand(7, 1, 8, 8)
+    (got,) = session.run(None, {session.get_inputs()[0].name: images.numpy()})
+    with torch.inference_mode():
+        expected = effsearch.load_bundle(tmp_path / "b")(images).numpy()
+    assert np.allclose(got, expected, atol=1e-5)
+    assert read_bundle(tmp_path / "b")["onnx"]["max_abs_difference_vs_torch"] < 1e-4
+
+
+def test_an_int8_model_says_why_there_is_no_onnx_and_keeps_the_rest(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    number = _trial_with_scheme(run_dir, "int8_dynamic_fbgemm")
+    result = cli("export", run_dir, "--trial", number, "--out", tmp_path / "b", "--format", "onnx")
+
+    assert result.exit_code == 1
+    assert "cannot be exported to ONNX" in result.output
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["config.yaml", "model.pt"]

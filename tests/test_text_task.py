@@ -340,3 +340,30 @@ def test_a_saved_text_model_loads_into_its_skeleton_with_the_same_outputs(
     assert torch.equal(logits(model.eval(), batch), logits(ctx.artifact.model, batch))
     dtype = ctx.artifact.input_dtype
     assert task.evaluate(model, dtype, "cpu")["accuracy"] == pytest.approx(measured["accuracy"])
+
+
+def test_an_export_also_gets_the_trained_adapter_in_peft_format(local_model, tmp_path):
+    from peft import PeftModel
+
+    folder, data = local_model
+    task = HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
+                                label_column="topic", max_length=8, train_samples=None)
+    config = {
+        "architecture": {"drop_layers": 1},
+        "peft": {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
+                 "adapted_fraction": 1.0},
+        "training": {"lr": 3e-3, "epochs": 1, "batch_size": 8},
+        "pruning": {"method": "none"},
+        "quantization": {"scheme": "none"},
+    }
+    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3),
+                       export_dir=tmp_path)
+    task.run(config, ctx)
+
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    base = task._fresh_model()
+    transformer_blocks.drop_top_layers(base, 1)
+    adapted = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    batch = inputs()
+    # the adapter on the base computes what the measured (merged) model computes
+    assert torch.allclose(logits(adapted, batch), logits(ctx.artifact.model, batch), atol=1e-5)

@@ -60,7 +60,11 @@ def _load(folder: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
             f"{folder}: the bundle holds no model (its task returned metrics only); "
             "rebuild it from config.yaml's configuration"
         )
-    model = _task(document).skeleton(document["config"], device).model
+    import torch
+
+    # structural pruning traces the model with autograd, whatever mode the caller is in
+    with torch.inference_mode(False), torch.enable_grad():
+        model = _task(document).skeleton(document["config"], device).model
     model.load_state_dict(load_state(Path(folder) / MODEL_FILE, device), assign=True)
     return model.eval(), document
 

@@ -2,7 +2,8 @@
 
 ``config.yaml`` holds every knob value, the trial's metrics, the recipe it came from and the
 provenance (versions, device, threads, seed, recipe hash); ``model.pt`` is the compressed model's
-state dict as it was measured (``meters.deployable_state``: the bytes ``size_mb`` counts). Trials
+state dict as it was measured (``meters.deployable_state``: the bytes ``size_mb`` counts);
+``adapter/``, for a PEFT trial, the trained adapter in peft's own format. Trials
 do not keep their models during a search, so export rebuilds the model by running the trial's
 configuration again with its seed, and says so, with the rebuilt metrics next to the trial's.
 Only the two fixed file names are written, inside ``--out``: names from the run or the trial
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from effsearch import __version__
-from effsearch.errors import ArgumentError
+from effsearch.errors import ArgumentError, TaskError
 from effsearch.recipe import Recipe, parse_constraint
 from effsearch.report.results import trial_config
 from effsearch.search import pareto, records
@@ -48,6 +50,7 @@ class Exported:
     rebuilt_metrics: dict[str, float]
     model_bytes: int | None  # None: the task handed over no model (an entrypoint task)
     notes: list[str] = field(default_factory=list)
+    onnx: dict[str, Any] | None = None
 
 
 def choose(recipe: Recipe, study: optuna.Study, trial: int | None, pick: str | None) -> FrozenTrial:
@@ -94,16 +97,26 @@ def choose(recipe: Recipe, study: optuna.Study, trial: int | None, pick: str | N
     return pareto.knee(pareto.non_dominated(inside, recipe.objectives), recipe.objectives)
 
 
-def export(run_dir: RunDir, recipe: Recipe, chosen: FrozenTrial, out: Path) -> Exported:
-    """Rebuild ``chosen`` and write its bundle into ``out`` (new or empty)."""
+def export(
+    run_dir: RunDir, recipe: Recipe, chosen: FrozenTrial, out: Path, fmt: str = "torch"
+) -> Exported:
+    """Rebuild ``chosen`` and write its bundle into ``out`` (new or empty); ``fmt`` "onnx" adds
+    ``model.onnx`` (raises TaskError, after writing the rest, where the model cannot)."""
+    if fmt not in ("torch", "onnx"):
+        raise ArgumentError(f"--format {fmt!r}: use torch (the default) or onnx")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArgumentError(
             f"--out {out}: exists and is not an empty folder; give a new folder (export never "
             "overwrites)"
         )
     config = trial_config(recipe, chosen)
-    rebuilt, artifact, notes = _rebuild(recipe, chosen.number, config)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        rebuilt, artifact, example, notes = _rebuild(recipe, chosen.number, config, out)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # it was new or empty: leave nothing half-done
+        raise
+    adapter = sorted(p.name for p in out.iterdir() if p.is_dir())
     model_bytes = None
     if artifact is not None:
         from effsearch.objectives.meters import deployable_state, serialized_state
@@ -131,14 +144,35 @@ def export(run_dir: RunDir, recipe: Recipe, chosen: FrozenTrial, out: Path) -> E
             "input_dtype": str(artifact.input_dtype).removeprefix("torch."),
             "bytes": model_bytes,
         },
+        "adapter": {
+            "folder": adapter[0],
+            "format": "peft (PeftModel.save_pretrained), as trained: before merging, pruning "
+            "and quantization; it applies to the task's model with architecture.drop_layers "
+            "top layers dropped",
+        }
+        if adapter
+        else None,
         "rebuilt": {"why": REBUILT_WHY, "metrics": rebuilt, "notes": notes},
         "provenance": _provenance(run_dir, recipe, chosen),
         "recipe": dict(recipe.data),
     }
+    onnx_failure, onnx = None, None
+    if fmt == "onnx":
+        from effsearch.report.onnx_export import write_onnx
+
+        if artifact is None:
+            raise ArgumentError("--format onnx: the task handed over no model to convert")
+        try:
+            onnx = write_onnx(artifact.model, example, artifact.input_dtype, out)
+            document["onnx"] = onnx
+        except TaskError as exc:
+            onnx_failure = exc
     (out / CONFIG_FILE).write_text(
         yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
-    return Exported(out, chosen, rebuilt, model_bytes, notes)
+    if onnx_failure is not None:
+        raise onnx_failure
+    return Exported(out, chosen, rebuilt, model_bytes, notes, onnx)
 
 
 def _numbered(study: optuna.Study, number: int) -> FrozenTrial:
@@ -171,9 +205,10 @@ def _metric(trial: FrozenTrial, metric: str) -> float:
 
 
 def _rebuild(
-    recipe: Recipe, number: int, config: dict[str, Any]
-) -> tuple[dict[str, float], Any, list[str]]:
-    """Run the trial's configuration again, in this process, as a worker would."""
+    recipe: Recipe, number: int, config: dict[str, Any], out: Path
+) -> tuple[dict[str, float], Any, Any, list[str]]:
+    """Run the trial's configuration again, in this process, as a worker would; the task
+    writes what else a deployment needs (a PEFT adapter) into ``out``."""
     import torch
 
     from effsearch.tasks import build_task
@@ -190,9 +225,11 @@ def _rebuild(
             threads=execution.threads_per_trial,
             measure=recipe.measure_settings,
             trial_dir=Path(scratch),
+            export_dir=out,
         )
         metrics = task.run(config, ctx)
-    return {k: float(v) for k, v in metrics.items()}, ctx.artifact, list(ctx.notes)
+    rebuilt = {k: float(v) for k, v in metrics.items()}
+    return rebuilt, ctx.artifact, ctx.example_input, list(ctx.notes)
 
 
 def _provenance(run_dir: RunDir, recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
@@ -230,6 +267,12 @@ def describe(exported: Exported, objectives: Sequence[Any]) -> list[str]:
         lines.append(
             f"  {MODEL_FILE}: {exported.model_bytes / 1e6:.4g} MB "
             f"(the trial's size_mb: {float(recorded.get('size_mb', float('nan'))):.4g})"
+        )
+    onnx = exported.onnx
+    if onnx is not None:
+        lines.append(
+            f"  {onnx['file']}: {onnx['bytes'] / 1e6:.4g} MB, dynamic batch; onnxruntime "
+            f"agrees with torch within {onnx['max_abs_difference_vs_torch']:.2g}"
         )
     lines.append(f"  {REBUILT_WHY}")
     lines += [f"  note: {n}" for n in exported.notes]

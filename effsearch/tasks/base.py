@@ -71,6 +71,11 @@ class TrialContext:
     artifact: Quantized | None = None
     """The compressed model as it was measured (set by the built-in tasks' shared pipeline;
     ``effsearch export`` saves it)."""
+    example_input: Any = None
+    """One input of the artifact (a tensor, or a dict of keyword tensors), for exporters."""
+    export_dir: Path | None = None
+    """Set by ``effsearch export``: a task writes there what a deployment needs besides the
+    measured model (hf-text-classification: the trained PEFT adapter, in peft's format)."""
 
     def compute_slot(self) -> AbstractContextManager[None]:
         """Wrap each unit of heavy work (a training step, an eval batch) in this.

@@ -46,6 +46,8 @@ BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
 HEAD_NAMES = ("classifier", "score")
 EVAL_BATCH = 64
 RECOVERY_LR_SCALE = 0.05
+ADAPTER_FOLDER = "adapter"
+"""Where, in an export, the trained adapter goes (before it is merged, pruned, quantized)."""
 
 
 def resolve_model_dir(model: str, recipe_dir: str) -> Path:
@@ -190,6 +192,9 @@ class HFTextClassification(Task):
         adapted.model.to(device)
         epochs = int(train_cfg["epochs"])
         loss = self._train(adapted.model, train_cfg, epochs, ctx, 0)
+        save_adapter = getattr(adapted.model, "save_pretrained", None)
+        if ctx.export_dir is not None and hasattr(adapted.model, "peft_config") and save_adapter:
+            save_adapter(ctx.export_dir / ADAPTER_FOLDER)
         model = peft.merge(adapted.model)
 
         def recover(pruned: nn.Module, recovery_epochs: int) -> float:

@@ -164,5 +164,5 @@ def compress_and_measure(
     forward = work.forward(quantized.model, quantized.input_dtype)
     metrics |= meters.measure_model(forward, ctx.measure.batch_size, ctx)
     metrics |= meters.size(quantized.model, sparse=True)
-    ctx.artifact = quantized
+    ctx.artifact, ctx.example_input = quantized, work.one_input
     return metrics
