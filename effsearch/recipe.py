@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from effsearch.errors import Problem, RecipeError, TaskError
 from effsearch.registry import did_you_mean, names
+from effsearch.search.storage import mask_url
 from effsearch.spaces.knobs import (
     CategoricalDistribution,
     Condition,
@@ -426,6 +427,9 @@ def validate(
 
     assert space is not None
     data = _normalized(document, sections)
+    if isinstance(storage, str):
+        # a password never leaves memory: the frozen recipe, bundles and reports get ***
+        data["storage"] = mask_url(storage)
     return Recipe(
         name=sections["name"],
         seed=sections["seed"],

@@ -45,3 +45,24 @@ def test_a_search_and_its_resume_live_in_postgresql(
     assert len(in_server.trials) == 6
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
     assert {t.number: t.datetime_complete for t in study.trials[:4]} == before
+
+
+def test_a_password_in_the_url_reaches_the_server_but_not_the_run_directory(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    assert URL is not None
+    secret = "never-written-pw"
+    # the CI server trusts local users, so any password connects; what matters is where it goes
+    with_secret = URL.replace("postgres@", f"postgres:{secret}@", 1)
+    recipe = write_recipe(name=f"pg-{uuid.uuid4().hex[:12]}", storage=with_secret,
+                          budget={"trials": 2})
+    run_dir = tmp_path / "run"
+
+    ran = CliRunner().invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])
+    shown = CliRunner().invoke(app, ["show", str(run_dir)])  # reopens from the frozen recipe
+
+    assert ran.exit_code == 0 and shown.exit_code == 0, ran.output + shown.output
+    assert secret not in ran.output + shown.output
+    assert ":***@" in (run_dir / "recipe.yaml").read_text()
+    for path in run_dir.rglob("*"):
+        assert path.is_dir() or secret not in path.read_text(errors="replace"), path

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -24,10 +26,17 @@ def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
         except OSError as exc:
             raise StorageError(f"cannot open the study journal {path}: {exc}") from exc
     try:
-        return RDBStorage(url)
+        return RDBStorage(with_password(url))
     except Exception as exc:
+        hint = (
+            f"; the URL's password is not kept in the run directory: set {PASSWORD_ENV}, or "
+            "use PGPASSWORD or ~/.pgpass"
+            if MASK in url
+            else ""
+        )
         raise StorageError(
-            f"cannot open storage {mask_url(url)}: {type(exc).__name__}: {exc}"
+            f"cannot open storage {mask_url(url)}: {type(exc).__name__}: "
+            f"{mask_text(str(exc), url)}{hint}"
         ) from exc
 
 
@@ -36,9 +45,31 @@ def describe(url: str | None, run_dir: Path) -> str:
     return str(run_dir / JOURNAL_NAME) if url is None else mask_url(url)
 
 
+MASK = ":***@"
+PASSWORD_ENV = "EFFSEARCH_STORAGE_PASSWORD"
+_PASSWORD = re.compile(r"(://[^:/@]+):([^@]*)@")
+
+
 def mask_url(url: str) -> str:
-    """``postgresql://user:***@host/db`` for ``postgresql://user:secret@host/db``."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """``postgresql://user:***@host/db`` for ``postgresql://user:secret@host/db``: what is
+    printed and written to the run directory (frozen recipe, bundles, reports)."""
+    return _PASSWORD.sub(r"\1" + MASK, url)
+
+
+def mask_text(text: str, url: str) -> str:
+    """``text`` (a driver's error, say) with the URL's password, if any, replaced by ***."""
+    match = _PASSWORD.search(url)
+    password = match.group(2) if match else ""
+    return text.replace(password, "***") if password and password != "***" else text
+
+
+def with_password(url: str) -> str:
+    """The URL to connect with: a masked password comes from ``EFFSEARCH_STORAGE_PASSWORD``,
+    or is left out (libpq then reads PGPASSWORD or ~/.pgpass)."""
+    if MASK not in url:
+        return url
+    password = os.environ.get(PASSWORD_ENV)
+    return url.replace(MASK, f":{quote(password, safe='')}@" if password else "@", 1)
 
 
 def quiet_optuna() -> None:
