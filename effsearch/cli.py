@@ -377,7 +377,10 @@ def _execute(recipe: Any, run_dir: Path, resume: bool, output: str = "view") -> 
         )
         raise typer.Exit(EXIT_INTERRUPTED)
     if not completed:
-        notices.print("no trial completed; the failed trials above say why", markup=False)
+        notices.print(
+            f"no trial completed; effsearch show {run_dir} lists why each one failed",
+            markup=False,
+        )
         raise typer.Exit(1)
 
 
