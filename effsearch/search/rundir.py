@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from effsearch import __version__
-from effsearch.errors import ResumeError
+from effsearch.errors import ArgumentError, ResumeError
 from effsearch.recipe import Recipe, parse_yaml, validate
 
 RECIPE_NAME = "recipe.yaml"
+PROBE_NAME = ".effsearch-write-probe"
+PROBE_BYTES = 1 << 20  # 1 MiB: the journal, logs and frozen recipe of a start need less
 META_NAME = "run.json"
 LOCK_NAME = ".driver.lock"
 PARETO_NAME = "pareto.json"
@@ -76,10 +78,28 @@ class RunDir:
         recipe_dir = self.meta().get("recipe_dir", str(self.path))
         return validate(document, lines, source, recipe_dir, import_entrypoint=import_entrypoint)
 
+    def check_writable(self) -> None:
+        """Create the folder and write ``PROBE_BYTES`` into it (synced), so a read-only folder or
+        a full disk is a clear error before any trial starts, not a crash mid-run."""
+        probe = self.path / PROBE_NAME
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with open(probe, "wb") as handle:
+                handle.write(b"\0" * PROBE_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+            probe.unlink()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise ArgumentError(
+                f"cannot write to the run directory {self.path} ({why}); nothing was run. "
+                "Free some space there, or give a writable folder with --run-dir"
+            ) from None
+
     @contextmanager
     def driver_lock(self) -> Iterator[None]:
         """Hold the run exclusively; a second driver is refused (the OS frees it on death)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.check_writable()
         path = self.path / LOCK_NAME
         handle = open(path, "a+")  # noqa: SIM115 - held for the whole run
         try:
