@@ -146,3 +146,17 @@ def dies_once(config: Config, ctx: Any) -> dict[str, float]:
         marker.write_text("1")
         os.kill(os.getpid(), signal.SIGKILL)
     return zdt1(config)
+
+
+def floods_stdout(config: Config) -> dict[str, float]:
+    """Prints 8 MB to stdout in one go, then scores."""
+    sys.stdout.write(("x" * 1023 + "\n") * 8192)
+    return zdt1(config)
+
+
+def nan_above_half(config: Config) -> dict[str, float]:
+    """Returns NaN (or inf) for x0 > 0.5, so a search sees both."""
+    x0 = config["params"]["x0"]
+    if x0 > 0.5:
+        return {"f1": float("nan"), "f2": float("inf") if x0 > 0.75 else 1.0}
+    return zdt1(config)
