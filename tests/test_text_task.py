@@ -290,14 +290,21 @@ def test_cuda_only_pruning_is_refused_for_a_cpu_recipe(tmp_path, local_model):
         load_recipe(recipe)
 
 
-def test_text_precheck_gives_the_deployed_size_without_training(local_model):
+def tiny_text_task(local_model: tuple[Path, Path]) -> HFTextClassification:
     folder, data = local_model
-    task = HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
+    return HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
                                 label_column="topic", max_length=8, train_samples=None)
+
+
+LORA = {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
+        "adapted_fraction": 1.0}
+
+
+def test_text_precheck_gives_the_deployed_size_without_training(local_model):
+    task = tiny_text_task(local_model)
     config = {
         "architecture": {"drop_layers": 1},
-        "peft": {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
-                 "adapted_fraction": 1.0},
+        "peft": LORA,
         "training": {"lr": 1e-3, "epochs": 1, "batch_size": 8},
         "pruning": {"method": "heads_ffn", "sparsity": 0.5, "finetune_epochs": 0},
         "quantization": {"scheme": "bf16"},
@@ -316,13 +323,10 @@ def test_a_saved_text_model_loads_into_its_skeleton_with_the_same_outputs(
     """What export saves and load_bundle reads: LoRA merged, heads and FFN pruned, quantized."""
     from effsearch.report.bundle import load_state
 
-    folder, data = local_model
-    task = HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
-                                label_column="topic", max_length=8, train_samples=None)
+    task = tiny_text_task(local_model)
     config = {
         "architecture": {"drop_layers": 1},
-        "peft": {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
-                 "adapted_fraction": 1.0},
+        "peft": LORA,
         "training": {"lr": 3e-3, "epochs": 1, "batch_size": 8},
         "pruning": {"method": "heads_ffn", "sparsity": 0.5, "finetune_epochs": 0},
         "quantization": {"scheme": scheme},
@@ -345,13 +349,10 @@ def test_a_saved_text_model_loads_into_its_skeleton_with_the_same_outputs(
 def test_an_export_also_gets_the_trained_adapter_in_peft_format(local_model, tmp_path):
     from peft import PeftModel
 
-    folder, data = local_model
-    task = HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
-                                label_column="topic", max_length=8, train_samples=None)
+    task = tiny_text_task(local_model)
     config = {
         "architecture": {"drop_layers": 1},
-        "peft": {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
-                 "adapted_fraction": 1.0},
+        "peft": LORA,
         "training": {"lr": 3e-3, "epochs": 1, "batch_size": 8},
         "pruning": {"method": "none"},
         "quantization": {"scheme": "none"},
