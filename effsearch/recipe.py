@@ -79,6 +79,8 @@ class ExecutionSection(_Section):
     executor: str = "local"
     workers: int = Field(2, ge=1, le=1024)
     trial_timeout_s: float = Field(600.0, gt=0)
+    # how much more memory (address space) a trial may map; past it, MemoryError, not the OOM killer
+    trial_memory_mb: int | None = Field(None, ge=64)
     threads_per_trial: int = Field(1, ge=1, le=1024)
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     address: str | None = None  # executor ray: a cluster's HOST:PORT or auto

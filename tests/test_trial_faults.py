@@ -46,3 +46,26 @@ def test_a_trial_printing_megabytes_is_kept_in_its_log_and_the_search_goes_on(
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     log = tmp_path / "run" / "trials" / "0" / "log.txt"
     assert log.stat().st_size >= 8 * 2**20
+
+
+def test_a_trial_that_allocates_without_end_fails_at_its_memory_cap_and_the_search_goes_on(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = load_recipe(write_recipe(
+        entrypoint="allocates", budget={"trials": 6},
+        execution={"executor": "local", "workers": 1, "trial_timeout_s": 120,
+                   "trial_memory_mb": 1024},
+    ))
+    study = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False).study
+
+    states = {t.number: t.state for t in study.trials}
+    runaway = [t for t in study.trials if t.params["params.x0"] > 0.5]
+    assert runaway and len(runaway) < 6
+    for trial in runaway:
+        assert states[trial.number] == TrialState.FAIL
+        assert trial.user_attrs[records.FAIL_REASON] == (
+            "MemoryError: the trial needed more than execution.trial_memory_mb = 1024 MB"
+        )
+    # the same worker ran the others, its memory and cap restored
+    assert all(s == TrialState.COMPLETE for n, s in states.items()
+               if n not in {t.number for t in runaway})

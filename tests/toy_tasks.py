@@ -160,3 +160,12 @@ def nan_above_half(config: Config) -> dict[str, float]:
     if x0 > 0.5:
         return {"f1": float("nan"), "f2": float("inf") if x0 > 0.75 else 1.0}
     return zdt1(config)
+
+
+def allocates(config: Config) -> dict[str, float]:
+    """Allocates 64 MB blocks, touched, without end (when x0 > 0.5), else scores."""
+    if config["params"]["x0"] > 0.5:
+        blocks = []
+        while True:
+            blocks.append(bytearray(64 * 2**20))
+    return zdt1(config)

@@ -371,6 +371,7 @@ class Runner:
             device=self.recipe.execution.device,
             constraints=self.recipe.constraints,
             early_stopping=self.recipe.early_stopping is not None,
+            memory_mb=self.recipe.execution.trial_memory_mb,
         )
         self._pending[trial.number] = trial
         self._launched[trial.number] = time.monotonic()

@@ -24,6 +24,7 @@ from typing import Any
 from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
 from effsearch.objectives.slots import DeviceSlots
 from effsearch.recipe import Constraint
+from effsearch.search.executors.limits import memory_cap
 from effsearch.tasks.base import MeasureSettings, StopTrial, TaskSpec, TrialContext
 
 
@@ -41,6 +42,7 @@ class TrialJob:
     device: str = "cpu"
     constraints: tuple[Constraint, ...] = ()
     early_stopping: bool = False
+    memory_mb: int | None = None  # execution.trial_memory_mb
 
 
 @dataclass
@@ -136,31 +138,32 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
         ctx.on_report = _stopper(job.number, decide, known_early)
     outcome = TrialOutcome(number=job.number, ok=True, history=ctx.history, notes=ctx.notes)
     try:
-        outcome.measured_on = {
-            **provenance(job.device),
-            "host": socket.gethostname(),
-            "torch_threads": str(job.threads),
-        }
-        task = build_task(job.task)
-        # Only when it can decide something: a constraint or a rung on what it knows.
-        wanted = ctx.on_report is not None or any(
-            c.metric in task.early_metrics for c in job.constraints
-        )
-        ctx.measure_before_training = ctx.on_report is not None or any(
-            c.metric in EARLY_HARDWARE_METRICS for c in job.constraints
-        )
-        early = check_metrics(task.precheck(job.config, ctx)) if wanted else {}
-        known_early.update(early)
-        broken = [
-            c for c in job.constraints if c.metric in early and c.violation(early[c.metric]) > 0
-        ]
-        if broken:
-            outcome.ok, outcome.rejected, outcome.metrics = False, True, early
-            outcome.reason = "rejected before training: " + "; ".join(
-                f"{c.metric} = {early[c.metric]:.4g} breaks {c}" for c in broken
+        with memory_cap(job.memory_mb):
+            outcome.measured_on = {
+                **provenance(job.device),
+                "host": socket.gethostname(),
+                "torch_threads": str(job.threads),
+            }
+            task = build_task(job.task)
+            # Only when it can decide something: a constraint or a rung on what it knows.
+            wanted = ctx.on_report is not None or any(
+                c.metric in task.early_metrics for c in job.constraints
             )
-        else:
-            outcome.metrics = check_metrics(task.run(job.config, ctx))
+            ctx.measure_before_training = ctx.on_report is not None or any(
+                c.metric in EARLY_HARDWARE_METRICS for c in job.constraints
+            )
+            early = check_metrics(task.precheck(job.config, ctx)) if wanted else {}
+            known_early.update(early)
+            broken = [
+                c for c in job.constraints if c.metric in early and c.violation(early[c.metric]) > 0
+            ]
+            if broken:
+                outcome.ok, outcome.rejected, outcome.metrics = False, True, early
+                outcome.reason = "rejected before training: " + "; ".join(
+                    f"{c.metric} = {early[c.metric]:.4g} breaks {c}" for c in broken
+                )
+            else:
+                outcome.metrics = check_metrics(task.run(job.config, ctx))
     except StopTrial:
         last = dict(ctx.history[-1]) if ctx.history else {}
         step = last.pop("step", 0.0)
@@ -170,6 +173,11 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
         traceback.print_exc()
         outcome.ok = False
         outcome.reason = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, MemoryError) and job.memory_mb:
+            outcome.reason = (
+                f"MemoryError: the trial needed more than execution.trial_memory_mb = "
+                f"{job.memory_mb} MB"
+            )
     outcome.duration_s = time.perf_counter() - start
     return outcome
 
