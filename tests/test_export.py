@@ -150,10 +150,13 @@ def test_an_entrypoint_bundle_holds_the_configuration_only(
 ) -> None:
     recipe = write_recipe(budget={"trials": 3})
     assert cli("run", recipe, "--run-dir", tmp_path / "run").exit_code == 0
+    before = set(tmp_path.parent.rglob("*"))
 
     result = cli("export", tmp_path / "run", "--trial", "1", "--out", tmp_path / "bundle")
 
     assert result.exit_code == 0, result.output
+    written = set(tmp_path.parent.rglob("*")) - before
+    assert written == {tmp_path / "bundle", tmp_path / "bundle" / "config.yaml"}
     assert "the task handed over no model" in result.output
     assert set(read_bundle(tmp_path / "bundle")["config"]["params"]) == {"x0", "x1", "x2"}
     with pytest.raises(ArgumentError, match="the bundle holds no model"):
