@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -59,6 +60,17 @@ def _user_errors(func: F) -> F:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _writing_to(out: Path) -> Iterator[None]:
+    """An --out the file system refuses is bad input, said as such (exit 2), not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise ArgumentError(
+            f"--out {out}: cannot write there ({exc.strerror or exc}); give a writable path"
+        ) from None
 
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.", show_default=False)]
@@ -211,7 +223,8 @@ def plot(
     from effsearch.search.runner import load_study
 
     recipe, study = load_study(RunDir(run_dir))
-    plots.write(plots.collect(recipe, study), out)
+    with _writing_to(out):
+        plots.write(plots.collect(recipe, study), out)
     _out_console().print(f"wrote {out}", markup=False)
 
 
@@ -229,7 +242,8 @@ def report(
     from effsearch.search.runner import load_study
 
     recipe, study = load_study(RunDir(run_dir))
-    write_report(RunDir(run_dir), recipe, study, out)
+    with _writing_to(out):
+        write_report(RunDir(run_dir), recipe, study, out)
     _out_console().print(f"wrote {out}", markup=False)
 
 

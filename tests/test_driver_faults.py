@@ -42,3 +42,24 @@ def test_a_full_disk_is_refused_before_any_trial(
     assert code == 2
     assert "(No space left on device); nothing was run" in output
     assert not (run_dir / "trials").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plot", "{run}", "--out", "/proc/effsearch/front.png"],
+        ["report", "{run}", "--out", "/proc/effsearch/report.html"],
+        ["export", "{run}", "--trial", "0", "--out", "/proc/effsearch-bundle"],
+    ],
+)
+def test_an_output_the_file_system_refuses_is_exit_2_with_the_reason(
+    write_recipe: Callable[..., Path], tmp_path: Path, command: list[str]
+) -> None:
+    code, _ = run(write_recipe(budget={"trials": 2}), tmp_path / "run")
+    assert code == 0
+    args = [a.format(run=tmp_path / "run") for a in command]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 2, result.output
+    assert f"error: --out {args[-1]}: cannot" in result.output

@@ -110,7 +110,12 @@ def export(
             "overwrites)"
         )
     config = trial_config(recipe, chosen)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArgumentError(
+            f"--out {out}: cannot make that folder ({exc.strerror or exc}); give a writable path"
+        ) from None
     try:
         rebuilt, artifact, example, notes = _rebuild(recipe, chosen.number, config, out)
     except BaseException:
