@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from effsearch.errors import ArgumentError, EffsearchError
+from effsearch.errors import ArgumentError, EffsearchError, StorageError
 
 app = typer.Typer(
     add_completion=False,
@@ -361,7 +361,14 @@ def _execute(recipe: Any, run_dir: Path, resume: bool, output: str = "view") -> 
         view.message(starting)
     elif output == "view":
         console.print(starting, markup=False)
-    result = runner.run(resume=resume)
+    try:
+        result = runner.run(resume=resume)
+    except OSError as exc:  # a disk that filled up, a folder that went away, mid-run
+        raise StorageError(
+            f"the run could not write {exc.filename or 'its files'} ({exc.strerror or exc}); "
+            "every trial that finished before is kept. Free some space (or fix the folder), "
+            f"then continue with: effsearch resume {run_dir}"
+        ) from None
     _write_pareto(recipe, result.study, directory)
     completed = any(t.state.name == "COMPLETE" for t in result.study.get_trials(deepcopy=False))
     if output == "events":

@@ -261,7 +261,13 @@ class Runner:
         with self.run_dir.driver_lock(), contextlib.ExitStack() as held:
             if resume and self.run_dir.exists():
                 check_resumable(self.run_dir.frozen_recipe(import_entrypoint=False), recipe)
+            torn = 0 if recipe.storage else storage_mod.drop_torn_tail(self.run_dir.path)
             study = open_study(recipe, self.run_dir)
+            if torn:
+                self.view.message(
+                    f"dropped an unfinished last journal record ({torn} bytes) that an "
+                    "interrupted write left; no finished trial was in it"
+                )
             # the study may live in shared storage, reachable from other run directories
             held.enter_context(DriverLease(study).held())
             request = OptimizerRequest(

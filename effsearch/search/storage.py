@@ -14,6 +14,7 @@ from optuna.storages.journal import JournalFileBackend
 from effsearch.errors import StorageError
 
 JOURNAL_NAME = "study.journal"
+TAIL_BLOCK = 1 << 16  # bytes read at a time while looking back for the last line end
 
 
 def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
@@ -38,6 +39,35 @@ def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
             f"cannot open storage {mask_url(url)}: {type(exc).__name__}: "
             f"{mask_text(str(exc), url)}{hint}"
         ) from exc
+
+
+def drop_torn_tail(run_dir: Path) -> int:
+    """Cut off a last journal record that a failed write left without its line end (a disk
+    that filled up, a kill mid-append); returns the bytes removed. That write raised, so
+    nothing it held was ever taken as done; left in place, the next record appended to it would
+    make the journal unreadable. Only the driver, holding the run directory, may call this."""
+    path = run_dir / JOURNAL_NAME
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as journal:
+        size = journal.seek(0, os.SEEK_END)
+        end = size
+        while end > 0:
+            start = max(0, end - TAIL_BLOCK)
+            journal.seek(start)
+            block = journal.read(end - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        else:
+            keep = 0
+        if keep < size:
+            journal.truncate(keep)
+            journal.flush()
+            os.fsync(journal.fileno())
+    return size - keep
 
 
 def describe(url: str | None, run_dir: Path) -> str:

@@ -170,7 +170,8 @@ def run_job(job: TrialJob, decide: Decide | None = None) -> TrialOutcome:
         outcome.ok, outcome.stopped, outcome.metrics = False, True, {**known_early, **last}
         outcome.reason = f"stopped early at step {step:g} (early_stopping)"
     except (Exception, SystemExit) as exc:  # a trial may fail in any way; it is recorded
-        traceback.print_exc()
+        with contextlib.suppress(OSError):  # into its log, unless that is what failed
+            traceback.print_exc()
         outcome.ok = False
         outcome.reason = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, MemoryError) and job.memory_mb:

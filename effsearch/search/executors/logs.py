@@ -22,15 +22,20 @@ def trial_log(trial_dir: str) -> Iterator[Path]:
         with contextlib.suppress(Exception):
             stream.flush()
     saved = (os.dup(1), os.dup(2))
-    with open(path, "a", buffering=1, encoding="utf-8", errors="replace") as log:
+    log = open(path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    try:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 yield path
         finally:
-            log.flush()
+            # the terminal first: a log that cannot be written (a full disk) must not keep
+            # the process's own output captive
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+    finally:
+        with contextlib.suppress(OSError):  # the log loses its tail; the run's next write says why
+            log.close()
