@@ -336,6 +336,7 @@ def _output(quiet: bool, events: bool) -> str:
 def _execute(recipe: Any, run_dir: Path, resume: bool, output: str = "view") -> None:
     from effsearch.report import results
     from effsearch.report.live import EventView, LineView, LiveView, QuietView, terminal_console
+    from effsearch.search.pareto import pareto_front
     from effsearch.search.rundir import RunDir
     from effsearch.search.runner import Runner
     from effsearch.search.storage import describe
@@ -381,7 +382,7 @@ def _execute(recipe: Any, run_dir: Path, resume: bool, output: str = "view") -> 
             interrupted=result.interrupted,
         )
     elif output == "quiet":
-        front = len(results.show_document(recipe, result.study)["pareto"])
+        front = len(pareto_front(result.study))
         console.print(
             f"{recipe.name}: {len(result.study.trials)} trials, {front} on the Pareto set; "
             f"effsearch show {run_dir}",
