@@ -2,15 +2,17 @@
 
 The quickstart search (digits-cnn; accuracy, latency_ms, size_mb; 15 epochs per trial) runs
 twice per seed, side by side in one process: without and with successive halving
-(`min_step` 5, `eta` 2: rungs at epochs 5 and 10; the top half goes on at each). Both use
+(`min_step` 3, `eta` 3: rungs at epochs 3 and 9; the top third goes on at each). Both use
 the same fixed reference point (accuracy 0.9, latency 2 ms, size 0.7 MB), so their
 hypervolumes compare. Trial compute is the sum of the trials' wall times (each from the
 moment its worker starts it, data already loaded). With ``--compute-share 0.6`` the
 early-stopping run gets ``budget.compute_minutes`` = 60 % of what the full run spent, and each
 row also gives the full run cut at that share of its own compute (the trials finished by then):
-the bar early stopping has to clear to be worth it.
+what early stopping has to beat. That cut is a prefix of the very run it is compared with, so
+it flatters; ``--control`` runs the plain search again under the same compute budget, an
+independent run, the fair comparison.
 
-    .venv/bin/python benchmarks/early_stopping.py --seeds 0 1 2 --trials 40
+    .venv/bin/python benchmarks/early_stopping.py --seeds 0 1 2 3 4 --compute-share 0.6 --control
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from effsearch.search import pareto, records
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner
 
-MIN_STEP, ETA = 5, 2  # rungs at epochs 5 and 10 of 15
+MIN_STEP, ETA = 3, 3  # rungs at epochs 3 and 9 of 15
 QUICKSTART = Path(__file__).resolve().parent.parent / "effsearch" / "recipes" / "quickstart.yaml"
 
 
@@ -51,7 +53,8 @@ def run(
     share: float = 0.6,
 ) -> dict[str, float]:
     document = yaml.safe_load(QUICKSTART.read_text())
-    document["name"] = f"es-{early['method'].replace('+', '-') if early else 'off'}-{seed}"
+    label = early["method"].replace("+", "-") if early else "off"
+    document["name"] = f"es-{label}{'-limited' if limit else ''}-{seed}"
     document["seed"] = seed
     document["budget"] = {"trials": trials} if limit is None else {"trials": 4 * trials, **limit}
     document["objectives"] = [
@@ -97,9 +100,16 @@ def main() -> None:
         default="successive_halving",
         choices=["successive_halving", "pareto", "successive_halving+pareto"],
     )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="with --compute-share: also run the plain search (no early stopping) under the same "
+        "compute budget, an independent run early stopping has to beat to be worth having",
+    )
     parser.add_argument("--min-step", type=int, default=MIN_STEP)
     parser.add_argument("--eta", type=int, default=ETA)
     parser.add_argument("--min-trials", type=int, default=5)
+    parser.add_argument("--min-gain", type=float, default=0.0)
     parser.add_argument(
         "--compute-share",
         type=float,
@@ -119,6 +129,7 @@ def main() -> None:
         "min_step": args.min_step,
         "eta": args.eta,
         "min_trials": args.min_trials,
+        "min_gain": args.min_gain,
     }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,6 +137,11 @@ def main() -> None:
             share = args.compute_share if args.compute_share is not None else 0.6
             full = run(seed, args.trials, early=None, folder=Path(tmp), share=share)
             early = run(seed, args.trials, rule, Path(tmp), _limit(full, args))
+            control = (
+                run(seed, args.trials, None, Path(tmp), _limit(full, args))
+                if args.control and args.compute_share is not None
+                else None
+            )
             rows.append(
                 {
                     "seed": seed,
@@ -138,6 +154,16 @@ def main() -> None:
                         full["hypervolume_at_share"] / full["hypervolume"], 3
                     ),
                     "compute_ratio": round(early["compute_s"] / full["compute_s"], 3),
+                    **(
+                        {
+                            "control": control,
+                            "control_hypervolume_ratio": round(
+                                control["hypervolume"] / full["hypervolume"], 3
+                            ),
+                        }
+                        if control
+                        else {}
+                    ),
                     "epochs_ratio": round(early["epochs"] / full["epochs"], 3),
                 }
             )
@@ -150,6 +176,15 @@ def main() -> None:
                     r["truncated_hypervolume_ratio"] for r in rows
                 ),
                 "median_compute_ratio": statistics.median(r["compute_ratio"] for r in rows),
+                **(
+                    {
+                        "median_control_hypervolume_ratio": statistics.median(
+                            r["control_hypervolume_ratio"] for r in rows
+                        )
+                    }
+                    if args.control
+                    else {}
+                ),
                 "median_epochs_ratio": statistics.median(r["epochs_ratio"] for r in rows),
                 "trials": args.trials,
                 "early_stopping": rule,

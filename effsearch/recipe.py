@@ -127,6 +127,7 @@ class EarlyStoppingSection(_Section):
     min_step: int = Field(1, ge=1)
     eta: int = Field(3, ge=2, le=100)
     min_trials: int = Field(5, ge=1)  # finished feasible trials before the Pareto pruner acts
+    min_gain: float = Field(0.0, ge=0.0, lt=1.0)  # Pareto pruner: least hypervolume share
 
 
 class MeasureSection(_Section):

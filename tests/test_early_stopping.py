@@ -13,10 +13,11 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from test_pareto import Quiet
 
 from effsearch.recipe import ObjectiveSection, load_recipe
-from effsearch.search import records
+from effsearch.search import pareto, records
 from effsearch.search.early_stopping import ParetoPruner, SuccessiveHalving, rank
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Budget, Runner
+from effsearch.search.stopped_view import SeesStoppedTrials
 
 ACCURACY_LATENCY = (ObjectiveSection(metric="accuracy", direction="maximize"),
                     ObjectiveSection(metric="latency_ms", direction="minimize"))
@@ -44,11 +45,19 @@ def test_a_rung_is_decided_once_per_trial():
     assert halving.observe(1, 1.5, {"accuracy": 0.1})  # same rung: not judged again
 
 
-def test_ranking_is_by_non_dominated_front_then_crowding():
-    points = {0: [1.0, 1.0], 1: [0.0, 2.0], 2: [2.0, 0.0], 3: [2.0, 2.0], 4: [1.5, 1.5]}
+def test_ranking_is_by_non_dominated_front_then_hypervolume_contribution():
+    points = {0: [0.0, 2.0], 1: [2.0, 0.0], 2: [1.0, 1.0], 3: [2.0, 2.0], 4: [1.5, 1.5]}
     order = rank(points)
-    assert set(order[:3]) == {0, 1, 2} and order[3] == 4 and order[4] == 3
-    assert order[:2] != [0, 1]  # boundary points (infinite crowding) come first in a front
+    assert set(order[:3]) == {0, 1, 2} and order[3:] == [4, 3]
+    # the knee alone holds [1, 2) x [1, 2) of the front's volume: it goes first, whatever the
+    # order the trials arrived in
+    assert order[0] == 2
+
+
+def test_a_near_duplicate_ranks_below_a_point_that_widens_the_front():
+    points = {0: [0.0, 1.0], 1: [1.0, 0.0], 2: [0.01, 0.99], 3: [0.5, 0.5]}
+    order = rank(points)
+    assert order.index(3) < order.index(2)
 
 
 def test_without_reported_objectives_nothing_is_stopped():
@@ -73,6 +82,8 @@ def test_a_search_stops_trials_early_and_records_them_as_pruned(
         assert trial.user_attrs[records.METRICS]  # its last reported metrics
         assert trial.user_attrs[records.HISTORY][-1]["step"] < 4
     assert len(trials) == 12  # stopped trials count against the budget
+    # the optimizer learns from them, through their last values
+    assert isinstance(result.study.sampler, SeesStoppedTrials)
 
 
 def test_local_workers_ask_the_driver_and_stop(
@@ -136,6 +147,44 @@ def test_pareto_pruner_is_optimistic_about_metrics_not_known_yet():
 
 def test_pareto_pruner_waits_for_enough_finished_trials():
     assert pruner(min_trials=4).observe(7, 1, {"accuracy": 0.0, "size_mb": 9.0})
+
+
+def test_pareto_pruner_takes_gains_from_trials_at_the_same_level():
+    """A slow starter gained 0.5 after epoch 1 (0.3 -> 0.8); trials that were near 0.9 then
+    gained 0.02. A trial at 0.90 cannot count on 0.5: its bound is 0.92, below the 0.95 trial
+    that is also smaller, so it stops."""
+    finished = [
+        finished_trial(0.8, 0.1, [0.3, 0.6, 0.8]),
+        finished_trial(0.95, 1.0, [0.93, 0.94, 0.95]),
+        *(finished_trial(a + 0.02, 3.0, [a, a + 0.01, a + 0.02]) for a in (0.88, 0.89, 0.9, 0.91)),
+    ]
+    rule = ParetoPruner(ACCURACY_SIZE, lambda: finished, min_step=1, min_trials=3)
+    assert not rule.observe(7, 1, {"accuracy": 0.90, "size_mb": 2.0})
+    # 0.5 is nearer the slow starter: 0.5 + 0.5 = 1.0 could beat 0.8 at 0.1 MB
+    assert rule.observe(8, 1, {"accuracy": 0.50, "size_mb": 0.5})
+
+
+def test_pareto_pruner_with_min_gain_stops_a_bound_that_adds_too_little_hypervolume():
+    """0.87 at 0.9 MB is not dominated, but between 0.90 at 1.0 MB and 0.85 at 0.5 MB it adds
+    little: from the reference (0.8, 2 MB) the front holds 0.1 x 1.0 + 0.05 x 0.5 = 0.125 and
+    the bound (no finished trial gained after epoch 1) adds 0.02 x 0.1 = 0.002, 1.6 %."""
+    finished = [
+        finished_trial(0.90, 1.0, [0.90, 0.90, 0.90]),
+        finished_trial(0.85, 0.5, [0.85, 0.85, 0.85]),
+        finished_trial(0.81, 1.5, [0.81, 0.81, 0.81]),
+    ]
+    reference = pareto.Reference([0.8, 2.0], "recipe")
+
+    def rule(min_gain: float, known: pareto.Reference | None = reference) -> ParetoPruner:
+        return ParetoPruner(
+            ACCURACY_SIZE, lambda: finished, 1, 3, min_gain=min_gain, reference=lambda: known
+        )
+
+    trial = {"accuracy": 0.87, "size_mb": 0.9}
+    assert rule(0.0).observe(7, 1, trial)
+    assert rule(0.01).observe(7, 1, trial)
+    assert not rule(0.02).observe(7, 1, trial)
+    assert rule(0.02, known=None).observe(7, 1, trial)  # no reference yet: dominance only
 
 
 def test_pareto_pruner_stops_trials_in_a_real_search(

@@ -15,13 +15,14 @@ from typing import Any
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from effsearch.errors import UserInputError
-from effsearch.recipe import ObjectiveSection
+from effsearch.recipe import Constraint, ObjectiveSection
 from effsearch.registry import names
 from effsearch.search import pareto, records
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
+from effsearch.search.stopped_view import SeesStoppedTrials, last_values
 from effsearch.spaces.knobs import (
     CategoricalDistribution,
     FloatDistribution,
@@ -321,32 +322,64 @@ def test_dynamic_nsga2_runs_small_generations_first():
     assert [sampler.generation_size(g) for g in range(5)] == [4, 4, 8, 16, 16]
 
 
-def test_botorch_learns_from_trials_stopped_early():
-    """A stopped trial's last metrics count as an observation (pessimistic, but it marks the
-    region); without every objective among them it is left out."""
-    request = OptimizerRequest(
-        seed=0,
-        n_objectives=2,
-        space=SPACE,
-        workers=1,
-        trials=20,
-        objectives=[
-            ObjectiveSection(metric="cost", direction="minimize"),
-            ObjectiveSection(metric="quality", direction="maximize"),
-        ],
+COST_QUALITY = [
+    ObjectiveSection(metric="cost", direction="minimize"),
+    ObjectiveSection(metric="quality", direction="maximize"),
+]
+
+
+class Recording(optuna.samplers.RandomSampler):
+    """A random sampler that keeps what the study showed it at each suggestion."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.shown: list[list[FrozenTrial]] = []
+
+    def infer_relative_search_space(self, study, trial):
+        self.shown.append(study.get_trials(deepcopy=False))
+        return {}
+
+
+def test_a_sampler_sees_stopped_trials_as_finished_with_their_last_values():
+    inner = Recording()
+    viewed = SeesStoppedTrials(
+        inner, last_values(COST_QUALITY, [Constraint("quality", ">=", 0.5)])
     )
-    sampler = make_sampler("botorch", request).sampler
-    study = optuna.create_study(directions=DIRECTIONS, sampler=sampler)
-    for i in range(4):
+    study = optuna.create_study(directions=DIRECTIONS, sampler=viewed)
+    for last in ({"cost": 1.0, "quality": 0.1}, {"cost": 2.0}):  # the second lacks quality
         trial = study.ask()
-        SPACE.suggest(trial)
-        last = {"cost": 1.0 + i, "quality": 0.1} if i % 2 == 0 else {"cost": 1.0}
         trial.set_user_attr(records.METRICS, last)
         study.tell(trial, state=TrialState.PRUNED)
+    study.ask().suggest_float("x", 0.0, 1.0)  # the sampler looks at the study on a suggestion
 
-    observed = sampler._observations(study)
+    first, second = inner.shown[-1][:2]
+    assert first.state == TrialState.COMPLETE and first.values == [1.0, 0.1]
+    assert first.constraints == {"quality >= 0.5": pytest.approx(0.4)}  # infeasible as it stood
+    assert second.state == TrialState.PRUNED  # not every objective known: left as it was
+    assert [t.state for t in study.get_trials()][:2] == [TrialState.PRUNED] * 2  # storage too
 
-    assert [values for _, values, _ in observed] == [[1.0, 0.1], [3.0, 0.1]]
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_trials_stopped_early_inform_later_suggestions_without_breaking_them(name):
+    """Every third trial is stopped early with last metrics; the sampler, shown them as
+    finished, goes on proposing valid configurations."""
+    trials = TRIALS.get(name, DEFAULT_TRIALS)
+    request = OptimizerRequest(
+        seed=0, n_objectives=2, space=SPACE, workers=1, trials=trials, objectives=COST_QUALITY
+    )
+    sampler = SeesStoppedTrials(make_sampler(name, request).sampler, last_values(COST_QUALITY, []))
+    study = optuna.create_study(directions=DIRECTIONS, sampler=sampler)
+    for i in range(trials):
+        trial = study.ask()
+        config = SPACE.suggest(trial)
+        assert_valid(config, trial.params)
+        cost, quality = objectives(config)
+        if i % 3 == 2:
+            trial.set_user_attr(records.METRICS, {"cost": cost, "quality": quality - 0.2})
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, [cost, quality])
+    assert len(study.get_trials(states=(TrialState.PRUNED,))) == trials // 3
 
 
 def test_out_of_range_botorch_options_are_a_user_error():

@@ -5,9 +5,10 @@ One trial at a time, in the driver:
 1. Until ``n_startup_trials`` trials have finished and the run's reference point is known,
    configurations come from a scrambled Sobol sequence over the space (space-filling, seeded).
 2. Then one multi-output ``SingleTaskGP`` is fitted to every finished trial (objectives turned
-   into maxima, plus one output per constraint; a trial stopped early counts with its last
-   metrics), inputs from :class:`SpaceEncoding` (one-hot choices, log scales, inactive knobs
-   imputed). Hyperparameters start from the previous fit.
+   into maxima, plus one output per constraint; with early stopping the runner shows it stopped
+   trials as finished with their last metrics: ``stopped_view``), inputs from
+   :class:`SpaceEncoding` (one-hot choices, log scales, inactive knobs imputed).
+   Hyperparameters start from the previous fit.
 3. Trials still running are pending points, handled as a kriging believer: the model is
    conditioned on its own mean there and the believed values join the Pareto set, so parallel
    workers get distinct proposals at no extra cost per pending trial.
@@ -54,8 +55,6 @@ SHORTLIST = 32
 
 Observation = tuple[dict[str, Any], list[float], dict[str, float]]
 """A finished trial as the model sees it: params, objective values, constraint violations."""
-StoppedValues = Callable[[FrozenTrial], "tuple[list[float], dict[str, float]] | None"]
-"""Objective values and constraint violations of a trial stopped early (None: not known)."""
 ReferenceRule = Callable[[Study], "list[float] | None"]
 """The run's fixed reference point in the objectives' own units (None: not known yet)."""
 
@@ -73,7 +72,6 @@ class BoTorchSampler(BaseSampler):
         candidates: int = 512,
         mc_samples: int = 32,
         threads: int = 1,
-        stopped: StoppedValues | None = None,
     ) -> None:
         if n_startup_trials < 2 or candidates < 16 or mc_samples < 8 or threads < 1:
             raise ValueError(
@@ -87,7 +85,6 @@ class BoTorchSampler(BaseSampler):
         self.candidates = candidates
         self.mc_samples = mc_samples
         self.threads = threads
-        self.stopped = stopped
         self._fallback = RandomSampler(seed=seed)
         self._hyperparameters: dict[str, Any] | None = None
 
@@ -134,22 +131,12 @@ class BoTorchSampler(BaseSampler):
 
     # ------------------------------------------------------------------ the model step
     def _observations(self, study: Study) -> list[Observation]:
-        """Finished trials as (params, objective values, constraint violations): complete ones,
-        and stopped ones whose last metrics hold every objective (``self.stopped`` reads them).
-        A stopped trial's last values are pessimistic: they tell the model the region is poor,
-        and keep it from proposing the same configuration again."""
-        observed: list[Observation] = []
-        for trial in study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
-        ):
-            if not trial.params:
-                continue
-            if trial.state == TrialState.COMPLETE and trial.values is not None:
-                observed.append((trial.params, list(trial.values), dict(trial.constraints)))
-            elif trial.state == TrialState.PRUNED and self.stopped is not None:
-                last = self.stopped(trial)
-                if last is not None:
-                    observed.append((trial.params, *last))
+        """Finished trials as (params, objective values, constraint violations)."""
+        observed = [
+            (trial.params, list(trial.values), dict(trial.constraints))
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if trial.params and trial.values is not None
+        ]
         return [o for o in observed if all(math.isfinite(v) for v in o[1])]
 
     def _sobol_point(self, number: int) -> np.ndarray:

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
 
 from effsearch.errors import UserInputError
 from effsearch.recipe import Constraint, ObjectiveSection
 from effsearch.registry import lookup, register
-from effsearch.search import pareto, records
+from effsearch.search import pareto
 from effsearch.spaces.knobs import SearchSpace
 
 
@@ -185,20 +184,11 @@ def _botorch(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
         found = pareto.fixed_reference(study, objectives, request.constraints, store=True)
         return found.values if found is not None else None
 
-    def stopped(trial: FrozenTrial) -> tuple[list[float], dict[str, float]] | None:
-        last = trial.user_attrs.get(records.METRICS, {})
-        if not request.objectives or any(o.metric not in last for o in request.objectives):
-            return None
-        violations = {
-            str(c): c.violation(last[c.metric]) for c in request.constraints if c.metric in last
-        }
-        return [float(last[o.metric]) for o in request.objectives], violations
-
     options = {
         "n_startup_trials": max(pareto.infer_from(request.n_objectives), 10),
         **request.options,
     }
-    return BoTorchSampler(request.space, reference, seed=request.seed, stopped=stopped, **options)
+    return BoTorchSampler(request.space, reference, seed=request.seed, **options)
 
 
 def _encoded_columns(space: SearchSpace) -> int:

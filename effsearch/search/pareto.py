@@ -135,7 +135,12 @@ def hypervolume(
         return 0.0
     sign = signs(objectives)
     losses = np.array([t.values for t in points], dtype=float) * sign
-    ref_loss = np.array(reference.values) * sign
+    return volume(losses, np.array(reference.values) * sign)
+
+
+def volume(losses: np.ndarray, ref_loss: np.ndarray) -> float:
+    """Hypervolume of points given as losses (smaller is better) up to ``ref_loss``; points
+    outside the reference box add nothing."""
     inside = losses[np.all(losses <= ref_loss, axis=1)]
     return float(compute_hypervolume(inside, ref_loss)) if len(inside) else 0.0
 

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from effsearch.errors import ResumeError
 from effsearch.recipe import RESUMABLE_FIELDS, Recipe, differences
-from effsearch.search import early_stopping, pareto, records
+from effsearch.search import early_stopping, pareto, records, stopped_view
 from effsearch.search import storage as storage_mod
 from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
 from effsearch.search.executors.base import Decide, device_slots
@@ -283,6 +283,10 @@ class Runner:
             )
             choice = make_sampler(recipe.optimizer.name, request)
             study.sampler = choice.sampler
+            if recipe.early_stopping is not None:
+                study.sampler = stopped_view.SeesStoppedTrials(
+                    choice.sampler, stopped_view.last_values(recipe.objectives, recipe.constraints)
+                )
             self.run_dir.freeze(recipe)
             study.set_user_attr(
                 records.STUDY_OPTIMIZER, {"name": choice.name, "reason": choice.reason}
@@ -447,6 +451,10 @@ class Runner:
                 lambda: study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                 rule.min_step,
                 rule.min_trials,
+                rule.min_gain,
+                lambda: pareto.fixed_reference(
+                    study, self.recipe.objectives, self.recipe.constraints, store=False
+                ),
             )
             rules.append(pruner.observe)
         if "successive_halving" not in rule.method:
