@@ -73,6 +73,19 @@ def sleeps(config: Config) -> dict[str, float]:
     return zdt1(config)
 
 
+def holds_a_gpu(config: Config) -> dict[str, float]:
+    """Sleeps ``params.sleep_s`` seconds and says which GPU it was given (CUDA_VISIBLE_DEVICES,
+    as Ray sets it) and when it ran (epoch seconds): scheduling tests need no real GPU."""
+    started = time.time()
+    time.sleep(float(config["params"]["sleep_s"]))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return zdt1(config) | {
+        "visible_gpu": float(visible) if visible.isdigit() else -1.0,
+        "started_s": started,
+        "ended_s": time.time(),
+    }
+
+
 def dies(config: Config) -> dict[str, float]:
     """Ends its own process: ``params.how`` is ``sigkill`` or ``exit`` (status 3)."""
     sys.stdout.flush()

@@ -7,6 +7,7 @@ it came from. Estimated numbers say so in their name (``_est``).
 from __future__ import annotations
 
 import io
+import os
 import statistics
 import time
 import warnings
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from effsearch.errors import TaskError
 
 if TYPE_CHECKING:
     from effsearch.tasks.base import TrialContext
@@ -250,6 +253,13 @@ def provenance(device: str) -> dict[str, str]:
     """What measured: device, its name (and a GPU's UUID), torch version (strings)."""
     if not device.startswith("cuda"):
         return {"device": device, "device_name": _cpu_name(), "torch_version": torch.__version__}
+    if not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "not set")
+        raise TaskError(
+            f"execution.device is {device!r} but this worker sees no CUDA device (torch "
+            f"{torch.__version__}, CUDA_VISIBLE_DEVICES={visible}); run it where a GPU and a "
+            "CUDA build of torch are, or use device: cpu"
+        )
     properties = torch.cuda.get_device_properties(device)
     return {
         "device": device,

@@ -8,7 +8,9 @@ The driver builds the task once (data loaded, base model weights read) and puts 
 object store; each worker process fetches it once, not once per trial. A trial on a GPU holds
 whole GPUs (``trial_resources.gpu`` is a whole number; the recipe check refuses fractions, which
 would let two trials time on one GPU); its record names the Ray node, the GPU ids Ray gave it
-and the device's UUID.
+and the device's UUID. With GPUs per trial, at most as many trials are in flight as the
+cluster's GPUs hold (``workers`` caps it further): one trial per GPU at a time on a host with
+several, the rest wait in the driver, not in Ray's queue.
 
 A trial whose worker process or node dies is submitted again, at most ``RETRIES`` times, and
 each retry is written into the trial's notes; Ray's own task retries are off, so a retry is
@@ -130,6 +132,8 @@ class RayExecutor(Executor):
                 where = address or "a local Ray"
                 raise ExecutorError(f"cannot start or join Ray at {where}: {exc}") from exc
             self._owns_ray = True
+        if gpus_per_trial > 0:
+            self.workers = min(workers, self._gpu_slots(gpus_per_trial, address))
         self._task = ray.remote(_run_on_ray).options(
             num_cpus=cpus,
             num_gpus=gpus_per_trial,
@@ -138,6 +142,21 @@ class RayExecutor(Executor):
         )
         self._flights: dict[Any, _Flight] = {}
         self._shared: dict[str, list[Any]] = {}  # task key -> [object ref] or [] (not shared)
+
+    def _gpu_slots(self, gpus_per_trial: float, address: str | None) -> int:
+        """How many trials the cluster's GPUs hold at once: trials beyond that would only wait
+        in Ray's queue, their timeout running, while the optimizer could still propose them
+        knowing more."""
+        gpus = float(self._ray.cluster_resources().get("GPU", 0.0))
+        slots = int(gpus // gpus_per_trial)
+        if slots < 1:
+            where = f"the Ray cluster at {address}" if address else "the local Ray"
+            raise ExecutorError(
+                f"trials ask for {gpus_per_trial:g} GPU each (execution.trial_resources.gpu), "
+                f"but {where} has {gpus:g} GPUs; start Ray where the GPUs are visible "
+                "(check CUDA_VISIBLE_DEVICES and `ray status`), or use device: cpu"
+            )
+        return slots
 
     # ------------------------------------------------------------------ Executor
     def free_slots(self) -> int:
