@@ -360,7 +360,7 @@ def test_a_sampler_sees_stopped_trials_as_finished_with_their_last_values():
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_trials_stopped_early_inform_later_suggestions_without_breaking_them(name):
+def test_trials_stopped_early_and_shown_as_finished_do_not_break_suggestions(name):
     """Every third trial is stopped early with last metrics; the sampler, shown them as
     finished, goes on proposing valid configurations."""
     trials = TRIALS.get(name, DEFAULT_TRIALS)
