@@ -300,15 +300,20 @@ LORA = {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "atten
         "adapted_fraction": 1.0}
 
 
-def test_text_precheck_gives_the_deployed_size_without_training(local_model):
-    task = tiny_text_task(local_model)
-    config = {
+def pruned_lora_config(scheme: str = "bf16", lr: float = 1e-3) -> dict:
+    """LoRA, one layer dropped, heads and FFN pruned by half, then ``scheme``."""
+    return {
         "architecture": {"drop_layers": 1},
         "peft": LORA,
-        "training": {"lr": 1e-3, "epochs": 1, "batch_size": 8},
+        "training": {"lr": lr, "epochs": 1, "batch_size": 8},
         "pruning": {"method": "heads_ffn", "sparsity": 0.5, "finetune_epochs": 0},
-        "quantization": {"scheme": "bf16"},
+        "quantization": {"scheme": scheme},
     }
+
+
+def test_text_precheck_gives_the_deployed_size_without_training(local_model):
+    task = tiny_text_task(local_model)
+    config = pruned_lora_config()
     ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3))
     early = task.precheck(config, ctx)
     measured = task.run(config, ctx)
@@ -324,13 +329,7 @@ def test_a_saved_text_model_loads_into_its_skeleton_with_the_same_outputs(
     from effsearch.report.bundle import load_state
 
     task = tiny_text_task(local_model)
-    config = {
-        "architecture": {"drop_layers": 1},
-        "peft": LORA,
-        "training": {"lr": 3e-3, "epochs": 1, "batch_size": 8},
-        "pruning": {"method": "heads_ffn", "sparsity": 0.5, "finetune_epochs": 0},
-        "quantization": {"scheme": scheme},
-    }
+    config = pruned_lora_config(scheme, lr=3e-3)
     ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3))
     measured = task.run(config, ctx)
     path = tmp_path / "model.pt"

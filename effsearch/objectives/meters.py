@@ -123,7 +123,7 @@ def _nvml_energy_j(forward: Callable[[], Any], repeats: int, device: str) -> flo
             torch.cuda.synchronize(device)
             end_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
         if end_mj <= start_mj:
-            return None  # the counter did not move: no reading (the caller estimates, and says so)
+            return None  # the counter did not move: no reading (the caller says not measured)
         return float(end_mj - start_mj) / 1000.0 / calls
     except pynvml.NVMLError:
         return None
