@@ -1,5 +1,5 @@
 # Set-up and the two commands the README promises. Python 3.11+, pip (not uv/poetry: they miss
-# the local CPU torch wheel; constraints.txt pins torch, see DESIGN.md).
+# the local CPU torch wheel; constraints.txt pins torch, see docs/architecture.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -18,8 +18,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 
 from effsearch.objectives import meters
-from effsearch.spaces import quantization
 from effsearch.tasks.hf_text import HFTextClassification
+from effsearch.transforms import quantization
 
 SCHEMES = ("none", "bf16", "fp16", "int8_dynamic", "int8_dynamic_fbgemm", "int8_weight_only")
 

@@ -28,10 +28,10 @@ from typing import Any
 import yaml
 
 from effsearch.recipe import load_recipe
-from effsearch.report.live import View
-from effsearch.search import pareto, records
+from effsearch.search import records, study_front
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner
+from effsearch.search.view import View
 
 MIN_STEP, ETA = 3, 3  # rungs at epochs 3 and 9 of 15
 QUICKSTART = Path(__file__).resolve().parent.parent / "effsearch" / "recipes" / "quickstart.yaml"
@@ -69,7 +69,9 @@ def run(
     recipe = load_recipe(path)
     study = Runner(recipe, RunDir(folder / document["name"]), Silent()).run(resume=False).study
     trials_done = study.get_trials(deepcopy=False)
-    reference = pareto.fixed_reference(study, recipe.objectives, recipe.constraints, store=False)
+    reference = study_front.fixed_reference(
+        study, recipe.objectives, recipe.constraints, store=False
+    )
     finished = [(t.datetime_complete, t) for t in trials_done if t.datetime_complete is not None]
     by_finish = [t for _, t in sorted(finished, key=lambda pair: pair[0])]
     spent = list(itertools.accumulate(t.user_attrs.get(records.DURATION, 0.0) for t in by_finish))
@@ -77,10 +79,10 @@ def run(
     def hypervolume_within(share: float) -> float:
         """The hypervolume of the trials that finished within ``share`` of the compute spent."""
         kept = [t for t, s in zip(by_finish, spent, strict=True) if s <= share * spent[-1]]
-        return pareto.hypervolume(kept, recipe.objectives, reference) or 0.0
+        return study_front.hypervolume(kept, recipe.objectives, reference) or 0.0
 
     return {
-        "hypervolume": pareto.hypervolume(trials_done, recipe.objectives, reference) or 0.0,
+        "hypervolume": study_front.hypervolume(trials_done, recipe.objectives, reference) or 0.0,
         "hypervolume_at_share": hypervolume_within(share),
         "compute_s": sum(t.user_attrs.get(records.DURATION, 0.0) for t in trials_done),
         "epochs": sum(

@@ -24,10 +24,10 @@ import optuna
 import yaml
 
 from effsearch.recipe import load_recipe
-from effsearch.report.live import View
 from effsearch.search import records
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner
+from effsearch.search.view import View
 
 HERE = Path(__file__).resolve().parent
 

@@ -102,7 +102,7 @@ def main() -> None:
     ctx = TrialContext(
         trial_number=0,
         seed=0,
-        measure=MeasureSettings(size, 10, args.repeats),
+        measure=MeasureSettings(batch_size=size, warmup=10, repeats=args.repeats),
         slots=DeviceSlots("cpu", Path(slot_folder)),
     )
     results: dict[str, list[float]] = {}

@@ -136,7 +136,7 @@ def latency_on(base: dict[str, Any], work: Path, name: str, index: int) -> dict[
 def run_cli(document: dict[str, Any], work: Path, env: dict[str, str]) -> Any:
     """``effsearch run`` on ``document`` (a fresh run directory); the stored study."""
     from effsearch.search.rundir import RunDir
-    from effsearch.search.runner import load_study
+    from effsearch.search.study import load_study
 
     recipe = work / f"{document['name']}.yaml"
     recipe.write_text(yaml.safe_dump(document, sort_keys=False))

@@ -8,12 +8,17 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from effsearch.errors import ArgumentError, EffsearchError, StorageError
+from effsearch.errors import ArgumentError, EffsearchError
+
+if TYPE_CHECKING:
+    from effsearch.recipe.schema import Recipe
+    from effsearch.search.summary import RunSummary
+    from effsearch.search.view import View
 
 app = typer.Typer(
     add_completion=False,
@@ -118,11 +123,14 @@ def run(
     events: EventsOption = False,
 ) -> None:
     """Run a search as RECIPE says."""
-    from effsearch.recipe import load_recipe
+    from effsearch.recipe import load_recipe, with_overrides
 
-    recipe = _with_overrides(load_recipe(recipe_path), trials, executor, workers, address)
+    output = _output(quiet, events)
+    recipe = with_overrides(
+        load_recipe(recipe_path), trials=trials, executor=executor, workers=workers, address=address
+    )
     directory = run_dir if run_dir is not None else Path("runs") / recipe.name
-    _execute(recipe, directory, resume=resume, output=_output(quiet, events))
+    _execute(recipe, directory, resume=resume, output=output)
 
 
 @app.command()
@@ -139,10 +147,18 @@ def resume(
     events: EventsOption = False,
 ) -> None:
     """Continue a stopped or crashed run: finished trials are kept, interrupted ones re-run."""
+    from effsearch.recipe import with_overrides
     from effsearch.search.rundir import RunDir
 
-    recipe = _with_overrides(RunDir(run_dir).frozen_recipe(), trials, executor, workers, address)
-    _execute(recipe, run_dir, resume=True, output=_output(quiet, events))
+    output = _output(quiet, events)
+    recipe = with_overrides(
+        RunDir(run_dir).frozen_recipe(),
+        trials=trials,
+        executor=executor,
+        workers=workers,
+        address=address,
+    )
+    _execute(recipe, run_dir, resume=True, output=output)
 
 
 @app.command()
@@ -152,15 +168,13 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Trials, Pareto set and hypervolume of a run."""
-    from effsearch.report import results
-    from effsearch.search.rundir import RunDir
-    from effsearch.search.runner import load_study
+    from effsearch.api import load
 
-    recipe, study = load_study(RunDir(run_dir))
+    result = load(run_dir)
     if as_json:
-        typer.echo(json.dumps(results.show_document(recipe, study), indent=2))
+        typer.echo(json.dumps(result.summary.document(), indent=2))
         return
-    _print_summary(_out_console(), recipe, study, RunDir(run_dir))
+    _print_summary(_out_console(), result.summary, run_dir)
 
 
 @app.command()
@@ -193,7 +207,7 @@ def export(
     """Write one trial's configuration, metrics, provenance and model to a bundle folder."""
     from effsearch.report import export as exporting
     from effsearch.search.rundir import RunDir
-    from effsearch.search.runner import load_study
+    from effsearch.search.study import load_study
 
     recipe, study = load_study(RunDir(run_dir))
     chosen = exporting.choose(recipe, study, trial, pick)
@@ -220,7 +234,7 @@ def plot(
     """Draw the Pareto front, hypervolume over trials and the knobs of every trial."""
     from effsearch.report import plots
     from effsearch.search.rundir import RunDir
-    from effsearch.search.runner import load_study
+    from effsearch.search.study import load_study
 
     recipe, study = load_study(RunDir(run_dir))
     with _writing_to(out):
@@ -239,7 +253,7 @@ def report(
     """One offline HTML page: recipe, plots, Pareto set and an export command per point."""
     from effsearch.report.page import write_report
     from effsearch.search.rundir import RunDir
-    from effsearch.search.runner import load_study
+    from effsearch.search.study import load_study
 
     recipe, study = load_study(RunDir(run_dir))
     with _writing_to(out):
@@ -268,13 +282,14 @@ def validate(recipe_path: RecipeArg) -> None:
 @_user_errors
 def spaces() -> None:
     """List built-in tasks, their knob groups, knobs and metrics."""
+    from effsearch import builtins as builtins  # registers the built-in names
     from effsearch.registry import lookup, names
 
     console = _out_console()
     for name in names("task"):
         task = lookup("task", name)
-        console.print(f"task {name}: {(task.__doc__ or '').strip().splitlines()[0]}", markup=False)
-        for group, decls in (task.families or {}).items():
+        console.print(f"task {name}: {task.summary}", markup=False)
+        for group, decls in task.families.items():
             console.print(f"  {group}:", markup=False)
             for decl in decls:
                 when = ""
@@ -288,7 +303,7 @@ def spaces() -> None:
                     markup=False,
                 )
         console.print("  metrics:", markup=False)
-        for metric in task.metrics or ():
+        for metric in task.metrics:
             where = "" if len(metric.devices) > 1 else f" [{metric.devices[0]} only]"
             console.print(f"    {metric.name}{where}: {metric.description}", markup=False)
     console.print(f"optimizers: {', '.join(names('optimizer'))}", markup=False)
@@ -313,84 +328,61 @@ def init(
 
 
 # --------------------------------------------------------------------------------- helpers
-def _with_overrides(
-    recipe: Any,
-    trials: int | None,
-    executor: str | None,
-    workers: int | None,
-    address: str | None = None,
-) -> Any:
-    from effsearch.recipe import with_overrides
-
-    return with_overrides(
-        recipe, trials=trials, executor=executor, workers=workers, address=address
-    )
-
-
 def _output(quiet: bool, events: bool) -> str:
     if quiet and events:
         raise ArgumentError("--quiet and --events: choose one")
     return "quiet" if quiet else "events" if events else "view"
 
 
-def _execute(recipe: Any, run_dir: Path, resume: bool, output: str = "view") -> None:
-    from effsearch.report import results
+def _view(output: str, recipe: Recipe) -> tuple[View, Console]:
+    """The view ``run`` shows while it works, and the console it writes to."""
     from effsearch.report.live import EventView, LineView, LiveView, QuietView, terminal_console
-    from effsearch.search.pareto import pareto_front
-    from effsearch.search.rundir import RunDir
-    from effsearch.search.runner import Runner
-    from effsearch.search.storage import describe
 
     console = terminal_console()
     metric_names = [o.metric for o in recipe.objectives]
-    view: Any
     if output == "events":
-        view = EventView(console.file, metric_names)
-    elif output == "quiet":
-        view = QuietView()
-    elif console.is_terminal:
-        view = LiveView(console, metric_names, recipe)
-    else:
-        view = LineView(console, metric_names)
-    directory = RunDir(run_dir)
-    runner = Runner(recipe, directory, view)
+        return EventView(console.file, metric_names), console
+    if output == "quiet":
+        return QuietView(), console
+    if console.is_terminal:
+        return LiveView(console, metric_names, recipe), console
+    return LineView(console, metric_names), console
+
+
+def _execute(recipe: Recipe, run_dir: Path, resume: bool, output: str = "view") -> None:
+    from effsearch import api
+    from effsearch.report.live import EventView
+    from effsearch.search.rundir import RunDir
+    from effsearch.search.storage import describe
+
+    view, console = _view(output, recipe)
     starting = (
-        f"{'resuming' if resume and directory.exists() else 'starting'} "
+        f"{'resuming' if resume and RunDir(run_dir).exists() else 'starting'} "
         f"{recipe.name!r} in {run_dir} (study: {describe(recipe.storage, run_dir)})"
     )
     if output == "events":
         view.message(starting)
     elif output == "view":
         console.print(starting, markup=False)
-    try:
-        result = runner.run(resume=resume)
-    except OSError as exc:  # a disk that filled up, a folder that went away, mid-run
-        raise StorageError(
-            f"the run could not write {exc.filename or 'its files'} ({exc.strerror or exc}); "
-            "every trial that finished before is kept. Free some space (or fix the folder), "
-            f"then continue with: effsearch resume {run_dir}"
-        ) from None
-    _write_pareto(recipe, result.study, directory)
-    completed = any(t.state.name == "COMPLETE" for t in result.study.get_trials(deepcopy=False))
+    result = api.run(recipe, run_dir=run_dir, resume=resume, view=view)
+    summary = result.summary
     if output == "events":
-        document = results.show_document(recipe, result.study)
+        assert isinstance(view, EventView)
         view.emit(
             "summary",
-            pareto=document["pareto"],
-            hypervolume=document["hypervolume"],
-            counts=results.counts(result.study),
+            pareto=[t.number for t in summary.pareto],
+            hypervolume=summary.hypervolume,
+            counts=summary.counts,
             interrupted=result.interrupted,
         )
     elif output == "quiet":
-        front = len(pareto_front(result.study))
         console.print(
-            f"{recipe.name}: {len(result.study.trials)} trials, {front} on the Pareto set; "
-            f"effsearch show {run_dir}",
+            f"{recipe.name}: {len(summary.trials)} trials, {len(summary.pareto)} on the Pareto "
+            f"set; effsearch show {run_dir}",
             markup=False,
         )
     else:
-        console.print(result.optimizer_reason, markup=False)
-        _print_summary(console, recipe, result.study, directory)
+        _print_summary(console, summary, run_dir)
     notices = _err_console() if output == "events" else console  # events: stdout is JSON only
     if result.interrupted:
         notices.print(
@@ -398,7 +390,7 @@ def _execute(recipe: Any, run_dir: Path, resume: bool, output: str = "view") -> 
             markup=False,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
-    if not completed:
+    if not summary.counts.get("COMPLETE"):
         notices.print(
             f"no trial completed; effsearch show {run_dir} lists why each one failed",
             markup=False,
@@ -406,48 +398,18 @@ def _execute(recipe: Any, run_dir: Path, resume: bool, output: str = "view") -> 
         raise typer.Exit(1)
 
 
-def _print_summary(console: Console, recipe: Any, study: Any, run_dir: Any) -> None:
+def _print_summary(console: Console, summary: RunSummary, run_dir: Path) -> None:
     from effsearch.report import results
-    from effsearch.search import records
-    from effsearch.search.pareto import fixed_reference, hypervolume
 
-    counts = results.counts(study)
-    parts = [f"{counts.get(state, 0)} {state.lower()}" for state in ("COMPLETE", "FAIL")]
-    if counts.get("PRUNED"):
-        parts.append(f"{counts['PRUNED']} stopped early")
-    if counts.get("interrupted"):
-        parts.append(f"{counts['interrupted']} of them interrupted (re-run)")
-    console.print(f"{recipe.name}: {len(study.trials)} trials ({', '.join(parts)})", markup=False)
-    console.print(results.pareto_table(recipe, study))
-    baseline = results.baseline_line(recipe, study)
-    if baseline:
-        console.print(baseline, markup=False)
-    reference = fixed_reference(study, recipe.objectives, recipe.constraints, store=False)
-    volume = hypervolume(study.get_trials(deepcopy=False), recipe.objectives, reference)
-    if reference is not None and volume is not None:
-        ref = ", ".join(results.format_value(v) for v in reference.values)
-        console.print(
-            f"hypervolume {volume:.4g} (reference point [{ref}], {reference.source})",
-            markup=False,
-        )
-    for line in results.constraint_lines(recipe, study):
+    lines = results.summary_lines(summary)
+    console.print(lines[0], markup=False)
+    console.print(results.pareto_table(summary.recipe, summary.study))
+    for line in lines[1:]:
         console.print(line, markup=False)
-    stopped = study.user_attrs.get(records.STUDY_STOPPED_EARLY)
-    if stopped:
-        console.print(f"stopped early: {stopped}", markup=False)
-    failures = results.failures_table(study)
+    failures = results.failures_table(summary.study)
     if failures is not None:
         console.print(failures)
-    console.print(f"details: effsearch show {run_dir.path} --json", markup=False)
-
-
-def _write_pareto(recipe: Any, study: Any, run_dir: Any) -> None:
-    from effsearch.report import results
-
-    document = results.show_document(recipe, study)
-    front = set(document["pareto"])
-    document["trials"] = [t for t in document["trials"] if t["number"] in front]
-    run_dir.pareto_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    console.print(f"details: effsearch show {run_dir} --json", markup=False)
 
 
 def main() -> None:

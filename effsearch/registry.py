@@ -1,4 +1,9 @@
-"""Name registries: ``@register("optimizer", "nsga2")`` instead of if-chains."""
+"""Name registries: ``@register("optimizer", "nsga2")`` instead of if-chains.
+
+This module imports no implementation: :mod:`effsearch.builtins` imports the built-in tasks,
+optimizers and executors (running their ``register`` calls); code that looks names up imports
+it first.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,18 @@ import difflib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from effsearch.errors import UserInputError
+
 T = TypeVar("T")
 
 _REGISTRIES: dict[str, dict[str, Any]] = {}
+
+
+class UnknownName(UserInputError, KeyError):
+    """A name no registered object has (an optimizer, executor or task)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def register(kind: str, name: str) -> Callable[[T], T]:
@@ -26,16 +40,14 @@ def register(kind: str, name: str) -> Callable[[T], T]:
 
 def names(kind: str) -> list[str]:
     """All registered names of ``kind``, in registration order."""
-    _load_builtins()
     return list(_REGISTRIES.get(kind, {}))
 
 
 def lookup(kind: str, name: str) -> Any:
-    """The object registered as ``name``; KeyError with a readable message if unknown."""
-    _load_builtins()
+    """The object registered as ``name``; :class:`UnknownName` with the known names if none."""
     table = _REGISTRIES.get(kind, {})
     if name not in table:
-        raise KeyError(unknown_name_message(kind, name, table))
+        raise UnknownName(unknown_name_message(kind, name, table))
     return table[name]
 
 
@@ -48,10 +60,3 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:
     known = list(known)
     return f"unknown {kind} {name!r}.{did_you_mean(name, known)} Known: {', '.join(known)}"
-
-
-def _load_builtins() -> None:
-    # Importing these modules runs their @register decorators.
-    import effsearch.search.executors
-    import effsearch.search.optimizers
-    import effsearch.tasks  # noqa: F401

@@ -17,7 +17,7 @@ from effsearch.cli import app
 from effsearch.registry import names
 from effsearch.search import records
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import load_study
+from effsearch.search.study import load_study
 
 WriteRecipe = Callable[..., Path]
 BAD_RECIPE = """\

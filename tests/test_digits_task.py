@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from effsearch.objectives import meters
-from effsearch.spaces import pruning, quantization
 from effsearch.tasks.base import MeasureSettings, TrialContext
 from effsearch.tasks.digits_cnn import DigitsCNN, build_model
+from effsearch.transforms import pruning, quantization
 
 FAST_TRAINING = {"lr": 3e-3, "epochs": 2, "batch_size": 128}
 
@@ -29,13 +29,14 @@ def run(task: DigitsCNN, **groups: Any) -> tuple[dict[str, float], TrialContext]
         "quantization": {"scheme": "none"},
         **groups,
     }
-    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(8, 1, 3))
+    measure = MeasureSettings(batch_size=8, warmup=1, repeats=3)
+    ctx = TrialContext(trial_number=0, seed=0, measure=measure)
     return task.run(config, ctx), ctx
 
 
 def test_a_trial_reports_every_declared_metric(task):
     metrics, ctx = run(task)
-    declared = {m.name for m in DigitsCNN.metrics or ()}
+    declared = {m.name for m in DigitsCNN.info.metrics}
     gpu_only = {"energy_j", "gpu_peak_memory_mb"}
     assert set(metrics) == declared - gpu_only
     assert any("energy_j_est is an estimate" in note for note in ctx.notes)
@@ -169,7 +170,7 @@ def test_precheck_gives_cost_metrics_before_training_and_times_only_when_asked(t
         "pruning": {"method": "channel", "sparsity": 0.5},
         "quantization": {"scheme": scheme},
     }
-    settings = MeasureSettings(8, 1, 5)
+    settings = MeasureSettings(batch_size=8, warmup=1, repeats=5)
     untimed = task.precheck(config, TrialContext(trial_number=0, seed=0, measure=settings))
     ctx = TrialContext(trial_number=0, seed=0, measure=settings, measure_before_training=True)
     timed = task.precheck(config, ctx)
@@ -177,7 +178,7 @@ def test_precheck_gives_cost_metrics_before_training_and_times_only_when_asked(t
     assert {"params", "flops", "size_mb"} <= set(untimed)
     assert "latency_ms" not in untimed
     assert timed["latency_ms"] > 0 and timed["throughput_per_s"] > 0
-    assert set(timed) <= DigitsCNN.early_metrics
+    assert set(timed) <= DigitsCNN.info.early_metrics
     assert any("untrained compressed model" in note for note in ctx.notes)
     # the same shapes and formats as the trained trial will have
     trained, _ = run(task, **config)

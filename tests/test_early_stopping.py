@@ -13,10 +13,11 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from test_pareto import Quiet
 
 from effsearch.recipe import ObjectiveSection, load_recipe
-from effsearch.search import pareto, records
+from effsearch.search import records, study_front
+from effsearch.search.budget import compute_committed_s
 from effsearch.search.early_stopping import ParetoPruner, SuccessiveHalving, rank
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import Budget, Runner
+from effsearch.search.runner import Runner
 from effsearch.search.stopped_view import SeesStoppedTrials
 
 ACCURACY_LATENCY = (ObjectiveSection(metric="accuracy", direction="maximize"),
@@ -173,9 +174,9 @@ def test_pareto_pruner_with_min_gain_stops_a_bound_that_adds_too_little_hypervol
         finished_trial(0.85, 0.5, [0.85, 0.85, 0.85]),
         finished_trial(0.81, 1.5, [0.81, 0.81, 0.81]),
     ]
-    reference = pareto.Reference([0.8, 2.0], "recipe")
+    reference = study_front.Reference([0.8, 2.0], "recipe")
 
-    def rule(min_gain: float, known: pareto.Reference | None = reference) -> ParetoPruner:
+    def rule(min_gain: float, known: study_front.Reference | None = reference) -> ParetoPruner:
         return ParetoPruner(
             ACCURACY_SIZE, lambda: finished, 1, 3, min_gain=min_gain, reference=lambda: known
         )
@@ -256,8 +257,8 @@ def test_compute_committed_counts_finished_seconds_and_expected_ones():
     ))
 
     spent = 1.0 + 3.0 + 2.0 + 0.5 + 0.01
-    assert Budget.compute_committed_s(study, []) == pytest.approx(spent + 2.0)
-    assert Budget.compute_committed_s(study, [0.5, 4.0]) == pytest.approx(spent + 2 + 4 + 2)
+    assert compute_committed_s(study, []) == pytest.approx(spent + 2.0)
+    assert compute_committed_s(study, [0.5, 4.0]) == pytest.approx(spent + 2 + 4 + 2)
 
 
 def test_a_compute_budget_stops_launching_before_it_is_spent(

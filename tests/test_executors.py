@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import toy_tasks
 
-from effsearch.registry import names
-from effsearch.search.executors import Executor, TrialJob, TrialOutcome, make_executor
+from effsearch import builtins as builtins  # registers the built-in executors
+from effsearch.registry import lookup, names
+from effsearch.search.executors import Executor, Report, Status, TrialJob, TrialOutcome
 from effsearch.tasks.base import MeasureSettings, TaskSpec
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
@@ -28,7 +29,14 @@ DEADLINE_S = 60.0  # generous: a replaced local worker imports torch again
 _numbers = count()
 
 
-def job(tmp_path: Path, entrypoint: str = "zdt1", **params: Any) -> TrialJob:
+def make_executor(name: str, **options: Any) -> Executor:
+    executor: Executor = lookup("executor", name)(**options)
+    return executor
+
+
+def job(
+    tmp_path: Path, entrypoint: str = "zdt1", reports_answered: bool = False, **params: Any
+) -> TrialJob:
     """A job running ``toy_tasks.<entrypoint>``; each gets a fresh trial number and folder."""
     number = next(_numbers)
     config = {"params": {"x0": 0.25, "x1": 0.5, "x2": 0.0, **params}}
@@ -40,20 +48,24 @@ def job(tmp_path: Path, entrypoint: str = "zdt1", **params: Any) -> TrialJob:
         threads=1,
         measure=MeasureSettings(),
         trial_dir=str(tmp_path / "trials" / str(number)),
+        reports_answered=reports_answered,
     )
 
 
-def run_all(executor: Executor, jobs: Sequence[TrialJob]) -> list[TrialOutcome]:
+def run_all(
+    executor: Executor, jobs: Sequence[TrialJob], on_report: Any = None
+) -> list[TrialOutcome]:
     """Submit ``jobs`` as slots free up and collect every outcome, as the runner does."""
     queue = list(jobs)
     outcomes: list[TrialOutcome] = []
     deadline = time.monotonic() + DEADLINE_S
-    while queue or executor.running():
+    answer = on_report if on_report is not None else (lambda report: True)
+    while queue or len(outcomes) < len(jobs):
         while queue and executor.free_slots() > 0:
             executor.submit(queue.pop(0))
-        outcomes += executor.poll(0.1)
-        assert time.monotonic() < deadline, f"still running: {executor.running()}"
-    return outcomes + executor.poll(0.0)
+        outcomes += executor.poll(0.1, answer)
+        assert time.monotonic() < deadline, f"{len(jobs) - len(outcomes)} still running"
+    return outcomes + executor.poll(0.0, answer)
 
 
 @contextmanager
@@ -110,7 +122,30 @@ def test_every_submitted_job_comes_back_exactly_once(executor: Executor, tmp_pat
 
     assert sorted(o.number for o in outcomes) == [j.number for j in jobs]
     assert executor.poll(0.0) == []
-    assert executor.running() == []
+
+
+def test_reports_reach_the_driver_in_order_and_its_answer_stops_the_trial(
+    executor: Executor, tmp_path: Path
+) -> None:
+    seen: list[tuple[int, float]] = []
+
+    def stop_at_step_2(report: Report) -> bool:
+        seen.append((report.number, report.step))
+        return report.step < 2
+
+    stopped, finished = job(tmp_path, "reports_progress", True), job(tmp_path, "reports_progress")
+
+    outcomes = {o.number: o for o in run_all(executor, [stopped, finished], stop_at_step_2)}
+
+    assert [step for number, step in seen if number == stopped.number] == [1.0, 2.0]
+    assert outcomes[stopped.number].status == Status.STOPPED
+    assert outcomes[stopped.number].metrics["f1"] == pytest.approx(
+        outcomes[stopped.number].history[-1]["f1"]
+    )
+    assert [e["step"] for e in outcomes[stopped.number].history] == [1.0, 2.0]
+    # a job whose reports nobody answers runs to the end
+    assert outcomes[finished.number].status == Status.COMPLETE
+    assert all(number != finished.number for number, _ in seen)
 
 
 def test_a_successful_trial_returns_its_metrics_as_floats(executor: Executor,
@@ -232,7 +267,6 @@ def test_cancel_all_returns_each_job_in_flight_exactly_once(executor: Executor,
 
     assert [o.number for o in outcomes] == [one.number]
     assert outcomes[0].ok or outcomes[0].reason == "interrupted by test"
-    assert executor.running() == []
     assert run_one(executor, job(tmp_path)).ok  # still usable afterwards
 
 

@@ -17,9 +17,9 @@ from effsearch.cli import app
 from effsearch.errors import ArgumentError
 from effsearch.recipe import ObjectiveSection
 from effsearch.report.bundle import read_bundle
-from effsearch.search import pareto, records
+from effsearch.search import records, study_front
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import load_study
+from effsearch.search.study import load_study
 
 SCHEMES = ["none", "bf16", "int8_dynamic", "int8_dynamic_fbgemm"]
 
@@ -101,7 +101,7 @@ def test_every_scheme_loads_into_a_runnable_model(run_dir: Path, tmp_path: Path)
 
 def test_picks_by_best_objective_and_by_a_limit(run_dir: Path, tmp_path: Path) -> None:
     study = load_study(RunDir(run_dir))[1]
-    feasible = pareto.feasible_complete(study.trials)
+    feasible = study_front.feasible_complete(study.trials)
     smallest = min(feasible, key=lambda t: t.values[1])
     limit = sorted(t.values[1] for t in feasible)[len(feasible) // 2]
 
@@ -177,7 +177,7 @@ def test_the_knee_is_the_front_point_nearest_the_ideal_once_scaled():
     for number, trial in enumerate(front):
         trial.number = number
 
-    assert pareto.knee(front, objectives).number == 2
+    assert study_front.knee(front, objectives).number == 2
 
 
 def _trial_with_scheme(run_dir: Path, scheme: str) -> int:

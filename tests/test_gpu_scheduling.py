@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_executors import job, run_all
+from test_executors import job, make_executor, run_all
 
 from effsearch.errors import ExecutorError, TaskError
 from effsearch.objectives import meters
-from effsearch.search.executors import make_executor
 
 GPUS = 3
 

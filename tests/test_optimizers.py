@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from effsearch.errors import UserInputError
 from effsearch.recipe import Constraint, ObjectiveSection
 from effsearch.registry import names
-from effsearch.search import pareto, records
+from effsearch.search import records, study_front
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.search.stopped_view import SeesStoppedTrials, last_values
 from effsearch.spaces.knobs import (
@@ -222,12 +222,12 @@ def test_parallel_workers_get_distinct_configs(name):
 # ----------------------------------------------------------------------------- botorch
 def test_botorch_infers_the_reference_point_once_and_stores_it():
     run = reference_run("botorch")
-    stored = run.study.user_attrs[pareto.STUDY_REFERENCE]
+    stored = run.study.user_attrs[study_front.STUDY_REFERENCE]
 
     assert stored["source"].startswith("inferred from trials ")
     assert len(stored["values"]) == 2
     # it is the rule's point from the first feasible trials, not one refitted to later ones
-    again = pareto.reference_point(
+    again = study_front.reference_point(
         run.study.trials,
         [ObjectiveSection(metric=f"objective {i}", direction=d) for i, d in enumerate(DIRECTIONS)],
         [],
@@ -253,7 +253,8 @@ def test_botorch_uses_the_recipe_reference_point_when_there_is_one():
         trial = study.ask()
         study.tell(trial, objectives(SPACE.suggest(trial)))
 
-    assert study.user_attrs[pareto.STUDY_REFERENCE] == {"values": [3.0, 0.0], "source": "recipe"}
+    stored = study.user_attrs[study_front.STUDY_REFERENCE]
+    assert stored == {"values": [3.0, 0.0], "source": "recipe"}
 
 
 # ----------------------------------------------------------------------------- auto

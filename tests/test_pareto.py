@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from effsearch.recipe import Constraint, ObjectiveSection, load_recipe
-from effsearch.report.live import View
-from effsearch.search import pareto, records
+from effsearch.search import records, study_front
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner
+from effsearch.search.view import View
 
 MIN_MIN = (ObjectiveSection(metric="f1", direction="minimize"),
            ObjectiveSection(metric="f2", direction="minimize"))
@@ -49,7 +49,7 @@ def study_with(points: list[tuple[float, float]], directions: tuple[str, str]) -
 def test_no_pareto_member_is_dominated_and_every_other_trial_is(points, directions):
     study = study_with(points, directions)
     sign = [1 if d == "minimize" else -1 for d in directions]
-    front = pareto.pareto_front(study)
+    front = study_front.pareto_front(study.trials, study.directions)
 
     def dominates(a: list[float], b: list[float]) -> bool:
         la = [s * v for s, v in zip(sign, a, strict=True)]
@@ -68,7 +68,7 @@ def test_no_pareto_member_is_dominated_and_every_other_trial_is(points, directio
 def test_reference_point_comes_from_objective_refs_and_constraint_limits():
     objectives = (ObjectiveSection(metric="acc", direction="maximize"),
                   ObjectiveSection(metric="ms", direction="minimize", ref=20.0))
-    reference = pareto.reference_point([], objectives, [Constraint("acc", ">=", 0.9)])
+    reference = study_front.reference_point([], objectives, [Constraint("acc", ">=", 0.9)])
     assert reference is not None
     assert reference.values == [0.9, 20.0]
     assert reference.source == "recipe"
@@ -76,9 +76,9 @@ def test_reference_point_comes_from_objective_refs_and_constraint_limits():
 
 def test_an_inferred_reference_point_waits_for_enough_trials():
     study = study_with([(1.0, 4.0), (2.0, 3.0), (3.0, 2.0), (4.0, 1.0)], ("minimize", "minimize"))
-    assert pareto.reference_point(study.trials, MIN_MIN, []) is None  # 4 < 5 trials
+    assert study_front.reference_point(study.trials, MIN_MIN, []) is None  # 4 < 5 trials
     study.tell(study.ask(), [5.0, 0.5])
-    reference = pareto.reference_point(study.trials, MIN_MIN, [])
+    reference = study_front.reference_point(study.trials, MIN_MIN, [])
     assert reference is not None
     assert reference.values == [5.4, 4.35]  # worst + 10 % of the range
     assert reference.source == "inferred from trials 0, 1, 2, 3, 4"
@@ -86,18 +86,18 @@ def test_an_inferred_reference_point_waits_for_enough_trials():
 
 def test_hypervolume_of_a_known_front():
     study = study_with([(1.0, 2.0), (2.0, 1.0)], ("minimize", "minimize"))
-    reference = pareto.Reference([3.0, 3.0], "recipe")
+    reference = study_front.Reference([3.0, 3.0], "recipe")
     # two 2x1 boxes overlapping in a 1x1 square
-    assert pareto.hypervolume(study.trials, MIN_MIN, reference) == 3.0
+    assert study_front.hypervolume(study.trials, MIN_MIN, reference) == 3.0
 
 
 def test_hypervolume_history_never_falls_and_ends_at_the_final_value():
     study = study_with([(3.0, 3.0), (1.0, 2.5), (2.0, 1.0), (2.5, 2.5)], ("minimize", "minimize"))
-    reference = pareto.Reference([4.0, 4.0], "recipe")
-    history = pareto.hypervolume_history(study.trials, MIN_MIN, reference)
+    reference = study_front.Reference([4.0, 4.0], "recipe")
+    history = study_front.hypervolume_history(study.trials, MIN_MIN, reference)
     volumes = [h["hypervolume"] for h in history]
     assert volumes == sorted(volumes)
-    assert volumes[-1] == pareto.hypervolume(study.trials, MIN_MIN, reference)
+    assert volumes[-1] == study_front.hypervolume(study.trials, MIN_MIN, reference)
     assert [h["finished"] for h in history] == [1, 2, 3, 4]
 
 
@@ -106,12 +106,12 @@ def test_the_reference_point_is_stored_once_and_kept_on_resume(
 ) -> None:
     recipe = load_recipe(write_recipe(budget={"trials": 8}))
     first = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False)
-    stored = first.study.user_attrs[pareto.STUDY_REFERENCE]
+    stored = first.study.user_attrs[study_front.STUDY_REFERENCE]
     assert stored["source"].startswith("inferred from trials")
 
     more = load_recipe(write_recipe("more.yaml", budget={"trials": 20}))
     again = Runner(more, RunDir(tmp_path / "run"), Quiet()).run(resume=True)
-    assert again.study.user_attrs[pareto.STUDY_REFERENCE] == stored
+    assert again.study.user_attrs[study_front.STUDY_REFERENCE] == stored
 
 
 def test_a_stalled_hypervolume_stops_the_search_early_and_says_why(

@@ -13,7 +13,7 @@ from effsearch.cli import app
 from effsearch.objectives.metrics import unit_of
 from effsearch.report import plots
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import load_study
+from effsearch.search.study import load_study
 
 
 def cli(*args: str | Path) -> Result:

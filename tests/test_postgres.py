@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from effsearch.cli import app
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import load_study
+from effsearch.search.study import load_study
 
 URL = os.environ.get("EFFSEARCH_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(

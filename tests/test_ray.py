@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 from effsearch.cli import app
 from effsearch.search import records
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import load_study
+from effsearch.search.study import load_study
 
 pytestmark = pytest.mark.ray
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from effsearch.cli import app
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import load_study
+from effsearch.search.study import load_study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -150,3 +150,32 @@ def test_a_driver_killed_on_the_cluster_resumes_without_losing_or_rerunning_tria
     assert len(complete) == budget
     configs = [tuple(sorted(t.params.items())) for t in complete]
     assert len(set(configs)) == len(configs), "no configuration completed twice"
+
+
+def test_early_stopping_on_the_cluster_from_python(
+    ray_cluster: str, write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The driver answers every report of trials running on both nodes: some stop early,
+    recorded as PRUNED with their last metrics, and the budget is spent in full."""
+    import effsearch
+
+    recipe = write_recipe(
+        entrypoint="reports_progress",
+        early_stopping={"min_step": 1, "eta": 2},
+        execution={"executor": "ray", "address": ray_cluster, "workers": 3, "trial_timeout_s": 60},
+        budget={"trials": 12},
+    )
+    result = effsearch.run(recipe, run_dir=tmp_path / "run")
+
+    states = [t.state for t in result.trials]
+    assert len(states) == 12
+    assert "PRUNED" in states and "COMPLETE" in states
+    for trial in result.trials:
+        if trial.state == "PRUNED":
+            assert trial.metrics["f1"] > 0  # its last report
+    nodes = {t.user_attrs["measured_on"]["ray_node"] for t in result.study.trials}
+    assert len(nodes) == 2  # both nodes ran trials
+    loaded = effsearch.load(tmp_path / "run")
+    assert [t.number for t in loaded.pareto] == [t.number for t in result.pareto]
+    assert loaded.pareto == result.pareto
+    assert loaded.hypervolume == result.hypervolume

@@ -18,12 +18,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from effsearch.errors import ResumeError
 from effsearch.recipe import Recipe, load_recipe
-from effsearch.report.live import View
 from effsearch.search import records
-from effsearch.search.pareto import pareto_front
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import Runner, RunResult
+from effsearch.search.runner import Runner, SessionResult
 from effsearch.search.storage import JOURNAL_NAME
+from effsearch.search.study_front import pareto_front
+from effsearch.search.view import View
 
 WriteRecipe = Callable[..., Path]
 
@@ -51,7 +51,7 @@ class RecordingView(View):
 
 
 def run(recipe: Recipe, run_dir: Path, resume: bool = False,
-        view: RecordingView | None = None) -> RunResult:
+        view: RecordingView | None = None) -> SessionResult:
     return Runner(recipe, RunDir(run_dir), view or RecordingView()).run(resume=resume)
 
 
@@ -163,7 +163,7 @@ def test_a_search_whose_every_trial_fails_still_ends(write_recipe: WriteRecipe,
     study = search(write_recipe, tmp_path, entrypoint="raises", budget={"trials": 4})
 
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 4
-    assert pareto_front(study) == []
+    assert pareto_front(study.trials, study.directions) == []
 
 
 def test_a_missing_objective_metric_fails_the_trial_naming_the_metric(
@@ -200,7 +200,7 @@ def test_constraints_are_recorded_as_violations_and_infeasible_trials_are_off_th
     feasible = [t for t in study.trials if all(v <= 0 for v in t.constraints.values())]
     infeasible = [t for t in study.trials if t not in feasible]
     assert feasible and infeasible
-    front = {t.number for t in pareto_front(study)}
+    front = {t.number for t in pareto_front(study.trials, study.directions)}
     assert front
     assert not front & {t.number for t in infeasible}
 
@@ -212,7 +212,7 @@ def test_an_infeasible_trial_that_would_dominate_stays_off_the_front(
     study = search(write_recipe, tmp_path, constraints=["g >= 4"], budget={"trials": 30})
 
     unconstrained = {t.number for t in _non_dominated(study.trials)}
-    front = {t.number for t in pareto_front(study)}
+    front = {t.number for t in pareto_front(study.trials, study.directions)}
     infeasible = {t.number for t in study.trials if t.constraints["g >= 4"] > 0}
     assert unconstrained & infeasible  # the check below means something
     assert not front & infeasible
@@ -235,7 +235,8 @@ def test_the_front_respects_each_objective_direction(write_recipe: WriteRecipe,
         return any(all(a <= b for a, b in zip(signed[m], signed[n], strict=True))
                    and signed[m] != signed[n] for m in signed)
 
-    assert [t.number for t in pareto_front(study)] == [n for n in signed if not dominated(n)]
+    front = pareto_front(study.trials, study.directions)
+    assert [t.number for t in front] == [n for n in signed if not dominated(n)]
 
 
 def test_a_wall_clock_budget_ends_the_search_and_counts_across_resumes(
@@ -566,5 +567,6 @@ def test_configurations_breaking_a_size_limit_are_rejected_before_training(
     assert told  # every rejection after the first measured trial
     for trial in told:  # the optimizer saw them as infeasible, with the worst values so far
         assert trial.constraints["size_mb <= 0.1"] > 0
-    assert not {t.number for t in rejected} & {t.number for t in pareto_front(result.study)}
+    front = pareto_front(result.study.trials, result.study.directions)
+    assert not {t.number for t in rejected} & {t.number for t in front}
     assert counted(result.study) == 10

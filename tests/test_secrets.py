@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from effsearch.cli import app
 from effsearch.recipe import load_recipe
 from effsearch.search.rundir import RunDir
-from effsearch.search.storage import PASSWORD_ENV, mask_url, with_password
+from effsearch.secrets import PASSWORD_ENV, mask_url, with_password
 
 SECRET = "s3cret-pw"
 URL = f"postgresql+psycopg://alice:{SECRET}@localhost:1/runs"

@@ -15,11 +15,12 @@ from transformers import BertConfig, BertForSequenceClassification, BertTokenize
 from effsearch.errors import RecipeError
 from effsearch.objectives import meters
 from effsearch.recipe import load_recipe
-from effsearch.spaces import peft, pruning, quantization, transformer_blocks
 from effsearch.tasks.base import MeasureSettings, TrialContext
 from effsearch.tasks.hf_text import HFTextClassification
+from effsearch.transforms import peft, pruning, quantization, transformer_blocks
 
 HIDDEN, HEADS, LAYERS, FFN = 32, 4, 3, 64
+TINY_MEASURE = MeasureSettings(batch_size=4, warmup=1, repeats=3)
 WORDS = {
     0: "goal match team player score league cup coach",
     1: "market shares profit bank economy growth trade price",
@@ -222,7 +223,7 @@ def test_text_task_runs_every_stage_on_a_local_model(local_model):
         "pruning": {"method": "heads_ffn", "sparsity": 0.25, "finetune_epochs": 1},
         "quantization": {"scheme": "int8_dynamic_fbgemm"},
     }
-    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3))
+    ctx = TrialContext(trial_number=0, seed=0, measure=TINY_MEASURE)
     metrics = task.run(config, ctx)
     assert metrics["encoder_layers"] == LAYERS - 1
     assert metrics["params"] < metrics["trainable_params"]  # full fine-tuning, then pruning
@@ -314,7 +315,7 @@ def pruned_lora_config(scheme: str = "bf16", lr: float = 1e-3) -> dict:
 def test_text_precheck_gives_the_deployed_size_without_training(local_model):
     task = tiny_text_task(local_model)
     config = pruned_lora_config()
-    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3))
+    ctx = TrialContext(trial_number=0, seed=0, measure=TINY_MEASURE)
     early = task.precheck(config, ctx)
     measured = task.run(config, ctx)
     for name in ("params", "flops", "size_mb"):
@@ -330,7 +331,7 @@ def test_a_saved_text_model_loads_into_its_skeleton_with_the_same_outputs(
 
     task = tiny_text_task(local_model)
     config = pruned_lora_config(scheme, lr=3e-3)
-    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3))
+    ctx = TrialContext(trial_number=0, seed=0, measure=TINY_MEASURE)
     measured = task.run(config, ctx)
     path = tmp_path / "model.pt"
     path.write_bytes(meters.serialized_state(meters.deployable_state(ctx.artifact.model)))
@@ -356,7 +357,7 @@ def test_an_export_also_gets_the_trained_adapter_in_peft_format(local_model, tmp
         "pruning": {"method": "none"},
         "quantization": {"scheme": "none"},
     }
-    ctx = TrialContext(trial_number=0, seed=0, measure=MeasureSettings(4, 1, 3),
+    ctx = TrialContext(trial_number=0, seed=0, measure=TINY_MEASURE,
                        export_dir=tmp_path)
     task.run(config, ctx)
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from effsearch.cli import app
 from effsearch.errors import RecipeError
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import load_study
+from effsearch.search.study import load_study
 
 pytestmark = pytest.mark.ray
 

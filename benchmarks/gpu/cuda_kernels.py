@@ -15,7 +15,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from effsearch.objectives import meters
-from effsearch.spaces import pruning, quantization
+from effsearch.transforms import pruning, quantization
 
 CONFIG = Path(__file__).with_name("minilm_config.json")
 

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from effsearch.search.executors.base import device_slots
+from effsearch.search.trial import device_slots
 from effsearch.tasks.base import MeasureSettings, TrialContext
 from effsearch.tasks.hf_text import HFTextClassification
 
@@ -90,7 +90,7 @@ def main() -> None:
             seed=0,
             device=args.device,
             threads=4,
-            measure=MeasureSettings(args.batch_size, 10, 100),
+            measure=MeasureSettings(batch_size=args.batch_size, warmup=10, repeats=100),
             slots=device_slots(args.device),
         )
         config = {

@@ -21,6 +21,11 @@ configurations and keeps the study::
     )
     tune.Tuner(trainable, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=40)).fit()
 
+Tune checkpoints its searcher (``save``/``restore``); a Tune run restored after a crash hands
+the searcher back, and every trial the study still holds as RUNNING from before is then failed
+as interrupted and its configuration queued again, so none stays RUNNING forever and none is
+lost.
+
 The trainable receives the nested configuration (``config["train"]["lr"]``) and reports every
 objective and constrained metric with ``tune.report``; the last report of a trial is what is
 told to the study. A trial that errors, or ends without an objective, is recorded as FAIL with
@@ -33,20 +38,22 @@ continues it. The section names are the recipe's (``space``, ``objectives``, ``c
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from effsearch.recipe import Recipe, parse_constraint, validate
-from effsearch.search import records
-from effsearch.search.optimizers import OptimizerRequest, make_sampler
+from effsearch.objectives.goals import parse_constraint
+from effsearch.recipe.schema import Recipe
+from effsearch.recipe.validate import validate
+from effsearch.search import records, tell
+from effsearch.search.executors.base import Status, TrialOutcome
 from effsearch.search.rundir import RunDir
-from effsearch.search.runner import open_study, session_seed
+from effsearch.search.study import attach_sampler, open_study, recover
 
 
 class EffsearchSearcher(Searcher):
@@ -62,26 +69,14 @@ class EffsearchSearcher(Searcher):
         super().__init__(metric=None, mode=None)
         self.recipe = _recipe(recipe, trials)
         self.run_dir = RunDir(Path(run_dir))
+        self.max_concurrent = max_concurrent
+        self._open()
+
+    def _open(self) -> None:
         self.study = open_study(self.recipe, self.run_dir)
         if not self.run_dir.exists():
             self.run_dir.freeze(self.recipe)
-        choice = make_sampler(
-            self.recipe.optimizer.name,
-            OptimizerRequest(
-                seed=session_seed(self.recipe.seed, len(self.study.trials)),
-                n_objectives=len(self.recipe.objectives),
-                space=self.recipe.space,
-                workers=max_concurrent,
-                trials=trials,
-                options=self.recipe.optimizer.options,
-                objectives=self.recipe.objectives,
-                constraints=self.recipe.constraints,
-            ),
-        )
-        self.study.sampler = choice.sampler
-        self.study.set_user_attr(
-            records.STUDY_OPTIMIZER, {"name": choice.name, "reason": choice.reason}
-        )
+        attach_sampler(self.study, self.recipe, self.max_concurrent, typical_trial_s=None)
         self._trials: dict[str, optuna.Trial] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -103,25 +98,35 @@ class EffsearchSearcher(Searcher):
             for k, v in (result or {}).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
-        trial.set_user_attr(records.METRICS, metrics)
-        missing = [
-            name
-            for name in [o.metric for o in self.recipe.objectives]
-            + [c.metric for c in self.recipe.constraints]
-            if name not in metrics or not math.isfinite(metrics[name])
-        ]
-        if error or missing:
-            reason = (
-                "the Tune trial raised an error"
-                if error
-                else f"the trial's last tune.report lacks {', '.join(missing)} (or is not finite)"
+        outcome = TrialOutcome(number=trial.number, metrics=metrics)
+        if error:
+            outcome.status, outcome.reason = Status.FAILED, "the Tune trial raised an error"
+        else:
+            missing = tell.missing_metric(
+                {k: v for k, v in metrics.items() if math.isfinite(v)},
+                self.recipe.objectives,
+                self.recipe.constraints,
             )
-            trial.set_user_attr(records.FAIL_REASON, reason)
-            self.study.tell(trial, state=TrialState.FAIL)
-            return
-        for constraint in self.recipe.constraints:
-            trial.set_constraint(str(constraint), constraint.violation(metrics[constraint.metric]))
-        self.study.tell(trial, [metrics[o.metric] for o in self.recipe.objectives])
+            if missing:
+                outcome.status = Status.FAILED
+                outcome.reason = f"the trial's last tune.report is not usable: {missing}"
+        tell.record(self.study, trial, outcome, self.recipe.objectives, self.recipe.constraints)
+
+    def save(self, checkpoint_path: str) -> None:
+        """What Tune checkpoints: where the study is. The study itself is durable already."""
+        state = {"recipe": dict(self.recipe.data), "run_dir": str(self.run_dir.path)}
+        Path(checkpoint_path).write_text(json.dumps(state), encoding="utf-8")
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Re-open the study after Tune restored this searcher (a crashed or resumed Tune run).
+
+        Trials the study still holds as RUNNING belonged to the Tune run that died: their
+        results will never come, so they are failed as interrupted and their configurations
+        queued again (the next suggestions re-run them)."""
+        state = json.loads(Path(checkpoint_path).read_text(encoding="utf-8"))
+        self.run_dir = RunDir(Path(state["run_dir"]))
+        self._open()
+        recover(self.study)
 
 
 def _recipe(sections: Mapping[str, Any], trials: int | None) -> Recipe:

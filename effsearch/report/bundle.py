@@ -75,7 +75,7 @@ def load_state(path: Path, device: str) -> dict[str, Any]:
     metadata kept (quantized modules read their format version from it)."""
     import torch
 
-    from effsearch.spaces.quantization import safe_load_globals
+    from effsearch.transforms.quantization import safe_load_globals
 
     allowed: list[Any] = safe_load_globals()
     with torch.serialization.safe_globals(allowed), warnings.catch_warnings():

@@ -25,12 +25,14 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from effsearch import __version__
 from effsearch.errors import ArgumentError, TaskError
-from effsearch.recipe import Recipe, parse_constraint
-from effsearch.report.results import trial_config
-from effsearch.search import pareto, records
+from effsearch.objectives import goals
+from effsearch.objectives.goals import parse_constraint
+from effsearch.recipe.schema import Recipe
+from effsearch.search import records, study_front
 from effsearch.search.rundir import RunDir
+from effsearch.search.summary import trial_config
+from effsearch.version import __version__
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
@@ -62,7 +64,7 @@ def choose(recipe: Recipe, study: optuna.Study, trial: int | None, pick: str | N
     if trial is not None:
         return _numbered(study, trial)
     assert pick is not None
-    candidates = pareto.feasible_complete(study.get_trials(deepcopy=False))
+    candidates = study_front.feasible_complete(study.get_trials(deepcopy=False))
     if not candidates:
         raise ArgumentError(
             "--pick: the run has no feasible complete trial to pick from; see effsearch show, "
@@ -70,7 +72,9 @@ def choose(recipe: Recipe, study: optuna.Study, trial: int | None, pick: str | N
         )
     names = [o.metric for o in recipe.objectives]
     if pick == "knee":
-        return pareto.knee(pareto.non_dominated(candidates, recipe.objectives), recipe.objectives)
+        return study_front.knee(
+            study_front.non_dominated(candidates, recipe.objectives), recipe.objectives
+        )
     if pick.startswith("best:"):
         metric = pick.removeprefix("best:")
         if metric not in names:
@@ -79,7 +83,7 @@ def choose(recipe: Recipe, study: optuna.Study, trial: int | None, pick: str | N
                 f"use one of: {', '.join(names)}"
             )
         index = names.index(metric)
-        sign = pareto.signs(recipe.objectives)[index]
+        sign = goals.signs(recipe.objectives)[index]
         return min(candidates, key=lambda t: (sign * t.values[index], t.number))
     try:
         limit = parse_constraint(pick)
@@ -94,7 +98,7 @@ def choose(recipe: Recipe, study: optuna.Study, trial: int | None, pick: str | N
             f"--pick {pick!r}: no feasible complete trial has {limit}; loosen the limit "
             "(effsearch show lists the trials)"
         )
-    return pareto.knee(pareto.non_dominated(inside, recipe.objectives), recipe.objectives)
+    return study_front.knee(study_front.non_dominated(inside, recipe.objectives), recipe.objectives)
 
 
 def export(
@@ -139,7 +143,7 @@ def export(
         "run": str(run_dir.path.resolve()),
         "config": config,
         "metrics": dict(chosen.user_attrs.get(records.METRICS, {})),
-        "feasible": pareto.is_feasible(chosen),
+        "feasible": study_front.is_feasible(chosen),
         "model": None
         if artifact is None
         else {
@@ -212,29 +216,18 @@ def _metric(trial: FrozenTrial, metric: str) -> float:
 def _rebuild(
     recipe: Recipe, number: int, config: dict[str, Any], out: Path
 ) -> tuple[dict[str, float], Any, Any, list[str]]:
-    """Run the trial's configuration again, in this process, as a worker would; the task
-    writes what else a deployment needs (a PEFT adapter) into ``out``."""
-    import torch
+    """Run the trial's configuration again, in this process, the way a worker runs a trial
+    (``run_trial``: the same metric checks, memory cap and device slots); the task writes
+    what else a deployment needs (a PEFT adapter) into ``out``."""
+    from effsearch.search.plan import trial_job
+    from effsearch.search.trial import run_trial
 
-    from effsearch.tasks import build_task
-    from effsearch.tasks.base import TrialContext
-
-    execution = recipe.execution
-    torch.set_num_threads(execution.threads_per_trial)
-    task = build_task(recipe.task_spec)
     with tempfile.TemporaryDirectory() as scratch:
-        ctx = TrialContext(
-            trial_number=number,
-            seed=recipe.seed,
-            device=execution.device,
-            threads=execution.threads_per_trial,
-            measure=recipe.measure_settings,
-            trial_dir=Path(scratch),
-            export_dir=out,
-        )
-        metrics = task.run(config, ctx)
-    rebuilt = {k: float(v) for k, v in metrics.items()}
-    return rebuilt, ctx.artifact, ctx.example_input, list(ctx.notes)
+        job = trial_job(recipe, number, config, Path(scratch), export_dir=out)
+        outcome = run_trial(job)
+    if not outcome.ok:
+        raise TaskError(f"rebuilding trial {number} failed: {outcome.reason}")
+    return dict(outcome.metrics), outcome.artifact, outcome.example_input, list(outcome.notes)
 
 
 def _provenance(run_dir: RunDir, recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:

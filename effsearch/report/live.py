@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +25,7 @@ from rich.progress import (
 from rich.text import Text
 
 from effsearch.report.results import format_value, pareto_table
+from effsearch.search.view import View
 
 
 def terminal_console() -> Console:
@@ -42,40 +42,6 @@ def terminal_console() -> Console:
     if not console.is_terminal:
         console.width = 160  # logs and pipes: tables must not be squeezed to 80 columns
     return console
-
-
-class View(ABC):
-    """Receives the runner's events, in order: start, (trial_* | tick | message)*, stop."""
-
-    @abstractmethod
-    def start(self, study: optuna.Study, total: int | None, counted: int) -> None: ...
-
-    def trial_started(self, number: int, config: Mapping[str, Any]) -> None:  # noqa: B027
-        """A trial was handed to the executor."""
-
-    @abstractmethod
-    def trial_completed(
-        self, study: optuna.Study, number: int, values: Sequence[float]
-    ) -> None: ...
-
-    @abstractmethod
-    def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None: ...
-
-    def tick(self, running: Sequence[int]) -> None:  # noqa: B027
-        """Called every poll; a live view refreshes here."""
-
-    def trial_stopped(self, number: int, reason: str) -> None:
-        """A trial was stopped early (it is recorded as PRUNED)."""
-        self.message(f"trial {number} {reason}")
-
-    def hypervolume(self, value: float) -> None:  # noqa: B027
-        """The run's hypervolume after the latest finished trials."""
-
-    @abstractmethod
-    def message(self, text: str) -> None: ...
-
-    def stop(self) -> None:  # noqa: B027
-        """The loop ended."""
 
 
 class LineView(View):
@@ -189,16 +155,6 @@ class LiveView(LineView):
 
 class QuietView(View):
     """Nothing while the search runs (``--quiet``); warnings still reach stderr."""
-
-    def start(self, study: optuna.Study, total: int | None, counted: int) -> None: ...
-
-    def trial_completed(
-        self, study: optuna.Study, number: int, values: Sequence[float]
-    ) -> None: ...
-
-    def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None: ...
-
-    def message(self, text: str) -> None: ...
 
 
 class EventView(View):

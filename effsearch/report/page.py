@@ -18,8 +18,9 @@ from optuna.trial import TrialState
 from effsearch.objectives.metrics import unit_of
 from effsearch.recipe import Recipe
 from effsearch.report import plots, results
-from effsearch.search import pareto, records
+from effsearch.search import records, study_front
 from effsearch.search.rundir import RunDir
+from effsearch.search.summary import RunSummary, trial_config
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
@@ -36,26 +37,7 @@ pre { padding: 0.8em; overflow-x: auto; }
 def report_html(run_dir: RunDir, recipe: Recipe, study: optuna.Study) -> str:
     """The whole page."""
     escape = html.escape
-    document = results.show_document(recipe, study)
-    counts = results.counts(study)
-    optimizer = document.get("optimizer") or {}
-    summary = [
-        f"{len(study.trials)} trials: {counts.get('COMPLETE', 0)} complete, "
-        f"{counts.get('FAIL', 0)} failed, {counts.get('PRUNED', 0)} stopped early",
-        f"optimizer: {optimizer.get('name', '?')} ({optimizer.get('reason', '')})",
-    ]
-    if document["hypervolume"] is not None:
-        point = ", ".join(results.format_value(v) for v in document["reference_point"])
-        summary.append(
-            f"hypervolume {document['hypervolume']:.4g} against the reference point "
-            f"[{point}] ({document['reference_point_source']})"
-        )
-    baseline = results.baseline_line(recipe, study)
-    if baseline:
-        summary.append(baseline)
-    summary += results.constraint_lines(recipe, study)
-    if document.get("stopped_early"):
-        summary.append(f"stopped early: {document['stopped_early']}")
+    summary = results.summary_lines(RunSummary.from_study(recipe, study))
     data = plots.collect(recipe, study)
     figures = plots.html_parts(data) if data.points else ["<p>No finished trial to plot yet.</p>"]
     parts = [
@@ -80,7 +62,7 @@ def report_html(run_dir: RunDir, recipe: Recipe, study: optuna.Study) -> str:
 
 def _pareto_table(run_dir: RunDir, recipe: Recipe, study: optuna.Study) -> str:
     escape = html.escape
-    front = pareto.pareto_front(study)
+    front = study_front.pareto_front(study.get_trials(deepcopy=False), recipe.objectives)
     if not front:
         return "<p>No feasible trial has finished yet, so there is no Pareto set.</p>"
     first = recipe.objectives[0]
@@ -94,7 +76,7 @@ def _pareto_table(run_dir: RunDir, recipe: Recipe, study: optuna.Study) -> str:
     header += [*results.short_names(knobs), "export"]
     rows = ["<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"]
     for trial in front:
-        config = results.trial_config(recipe, trial)
+        config = trial_config(recipe, trial)
         label = f"{trial.number}{' (baseline)' if trial.user_attrs.get(records.BASELINE) else ''}"
         command = shlex.join(
             ["effsearch", "export", str(run_dir.path), "--trial", str(trial.number), "--out",

@@ -27,8 +27,8 @@ from optuna.trial import TrialState
 from effsearch.errors import ArgumentError
 from effsearch.objectives.metrics import unit_of
 from effsearch.recipe import Constraint, Recipe
-from effsearch.report.results import trial_config
-from effsearch.search import pareto, records
+from effsearch.search import records, study_front
+from effsearch.search.summary import RunSummary, trial_config
 
 KINDS = ("Pareto set", "dominated", "infeasible", "stopped early")
 """How a trial is drawn, in drawing order (later kinds lie under earlier ones)."""
@@ -80,21 +80,18 @@ class PlotData:
 def collect(recipe: Recipe, study: optuna.Study) -> PlotData:
     """What the plots show, from the study alone."""
     metrics = [o.metric for o in recipe.objectives]
-    front = {t.number for t in pareto.pareto_front(study)}
+    summary = RunSummary.from_study(recipe, study)
+    front = {t.number for t in summary.pareto}
     points: list[Point] = []
     left_out: dict[str, int] = {}
-    trials = study.get_trials(deepcopy=False)
+    trials = summary.trials
     for trial in trials:
         drawn = _point(trial, metrics, front)
         if isinstance(drawn, str):
             left_out[drawn] = left_out.get(drawn, 0) + 1
         else:
             points.append(drawn)
-    reference = pareto.fixed_reference(study, recipe.objectives, recipe.constraints, store=False)
-    history = [
-        (int(h["finished"]), float(h["hypervolume"]))
-        for h in pareto.hypervolume_history(trials, recipe.objectives, reference)
-    ]
+    history = [(int(h["finished"]), float(h["hypervolume"])) for h in summary.hypervolume_history]
     numbers = {p.number for p in points}
     return PlotData(
         name=recipe.name,
@@ -117,7 +114,7 @@ def _point(trial: optuna.trial.FrozenTrial, metrics: Sequence[str], front: set[i
         if trial.number in front:
             kind = "Pareto set"
         else:
-            kind = "dominated" if pareto.is_feasible(trial) else "infeasible"
+            kind = "dominated" if study_front.is_feasible(trial) else "infeasible"
         return Point(trial.number, kind, list(trial.values), baseline)
     if trial.state == TrialState.PRUNED:
         if all(m in recorded for m in metrics):

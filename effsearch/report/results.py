@@ -1,4 +1,4 @@
-"""What a run found, as data (``show --json``) and as rich tables; read from the study alone."""
+"""What a run found, as rich tables and summary lines (the data: ``effsearch.search.summary``)."""
 
 from __future__ import annotations
 
@@ -7,97 +7,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from rich.table import Table
 
 from effsearch.objectives.metrics import unit_of
 from effsearch.recipe import Recipe
 from effsearch.search import records
-from effsearch.search.pareto import (
-    fixed_reference,
-    hypervolume,
-    hypervolume_history,
-    is_feasible,
-    pareto_front,
-)
+from effsearch.search.study_front import pareto_front
+from effsearch.search.summary import RunSummary, trial_config
 from effsearch.spaces.knobs import Knob
-
-
-def trial_config(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
-    """The nested configuration of a trial (including fixed knobs)."""
-    config = trial.user_attrs.get(records.CONFIG)
-    if config is None:
-        # A queued (WAITING) trial has no params yet; Optuna keeps the ones it will run with.
-        params = trial.params or trial.system_attrs.get("fixed_params", {})
-        config = recipe.space.config_from_params(params)
-    return dict(config)
-
-
-def trial_record(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
-    """One trial as ``show --json`` prints it."""
-    complete = trial.state == TrialState.COMPLETE
-    record: dict[str, Any] = {
-        "number": trial.number,
-        "state": trial.state.name,
-        "params": trial_config(recipe, trial),
-        "values": list(trial.values) if complete and trial.values is not None else None,
-        "metrics": dict(trial.user_attrs.get(records.METRICS, {})),
-        "feasible": is_feasible(trial) if complete else None,
-        "constraints": dict(trial.constraints),
-        "baseline": bool(trial.user_attrs.get(records.BASELINE, False)),
-        "duration_s": trial.user_attrs.get(records.DURATION),
-        "suggest_s": trial.user_attrs.get(records.SUGGEST_S),
-    }
-    if trial.state == TrialState.FAIL:
-        record["fail_reason"] = trial.user_attrs.get(records.FAIL_REASON, "unknown")
-    for key in (
-        records.RETRY_OF,
-        records.NOTES,
-        records.MEASURED_ON,
-        records.REJECTED,
-        records.STOPPED,
-        records.HISTORY,
-    ):
-        if key in trial.user_attrs:
-            record[key] = trial.user_attrs[key]
-    return record
-
-
-def show_document(recipe: Recipe, study: optuna.Study) -> dict[str, Any]:
-    """The ``show --json`` document (DESIGN.md, public contract)."""
-    trials = study.get_trials(deepcopy=False)
-    reference = fixed_reference(study, recipe.objectives, recipe.constraints, store=False)
-    optimizer = study.user_attrs.get(records.STUDY_OPTIMIZER, {})
-    return {
-        "name": recipe.name,
-        "objectives": [{"name": o.metric, "direction": o.direction} for o in recipe.objectives],
-        "constraints": [str(c) for c in recipe.constraints],
-        "optimizer": optimizer,
-        "trials": [trial_record(recipe, t) for t in trials],
-        "pareto": [t.number for t in pareto_front(study)],
-        "hypervolume": hypervolume(trials, recipe.objectives, reference),
-        "reference_point": reference.values if reference else None,
-        "reference_point_source": reference.source if reference else None,
-        "hypervolume_history": hypervolume_history(trials, recipe.objectives, reference),
-        "stopped_early": study.user_attrs.get(records.STUDY_STOPPED_EARLY),
-    }
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials per state name, plus ``interrupted`` (failed by a stop, re-run later)."""
-    out: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        out[trial.state.name] = out.get(trial.state.name, 0) + 1
-        if trial.user_attrs.get(records.INTERRUPTED):
-            out["interrupted"] = out.get("interrupted", 0) + 1
-    return out
 
 
 def pareto_table(
     recipe: Recipe, study: optuna.Study, title: str = "Pareto set", limit: int | None = None
 ) -> Table:
     """The Pareto set, one row per trial: objectives first, then the searched knobs."""
-    front = pareto_front(study)
+    front = pareto_front(study.get_trials(deepcopy=False), recipe.objectives)
     first = recipe.objectives[0]
     front.sort(key=lambda t: t.values[0], reverse=first.direction == "maximize")
     shown = front[:limit] if limit else front
@@ -132,25 +57,42 @@ def short_names(knobs: Sequence[Knob]) -> list[str]:
     return [k.name if bare.count(k.name) == 1 else k.full_name for k in knobs]
 
 
-def baseline_line(recipe: Recipe, study: optuna.Study) -> str | None:
+def summary_lines(summary: RunSummary) -> list[str]:
+    """The run in a few lines: counts, optimizer, hypervolume, baseline, constraints, stop."""
+    counts = summary.counts
+    parts = [f"{counts.get(state, 0)} {state.lower()}" for state in ("COMPLETE", "FAIL")]
+    if counts.get("PRUNED"):
+        parts.append(f"{counts['PRUNED']} stopped early")
+    if counts.get("interrupted"):
+        parts.append(f"{counts['interrupted']} of them interrupted (re-run)")
+    lines = [f"{summary.recipe.name}: {len(summary.trials)} trials ({', '.join(parts)})"]
+    optimizer = summary.optimizer
+    if optimizer:
+        lines.append(f"optimizer: {optimizer.get('name', '?')} ({optimizer.get('reason', '')})")
+    if summary.reference is not None and summary.hypervolume is not None:
+        point = ", ".join(format_value(v) for v in summary.reference.values)
+        lines.append(
+            f"hypervolume {summary.hypervolume:.4g} (reference point [{point}], "
+            f"{summary.reference.source})"
+        )
+    baseline = baseline_line(summary)
+    if baseline:
+        lines.append(baseline)
+    lines += constraint_lines(summary)
+    if summary.stopped_early:
+        lines.append(f"stopped early: {summary.stopped_early}")
+    return lines
+
+
+def baseline_line(summary: RunSummary) -> str | None:
     """How the baseline (uncompressed) trial scored, and the best cost improvement over it."""
-    base = next(
-        (
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get(records.BASELINE)
-        ),
-        None,
-    )
+    base, objectives, front = summary.baseline, summary.recipe.objectives, summary.pareto
     if base is None:
         return None
-    parts = [
-        f"{o.metric} {format_value(v)}" for o, v in zip(recipe.objectives, base.values, strict=True)
-    ]
+    parts = [f"{o.metric} {format_value(v)}" for o, v in zip(objectives, base.values, strict=True)]
     line = f"baseline (trial {base.number}, uncompressed fp32): " + ", ".join(parts)
-    front = pareto_front(study)
     gains = []
-    for i, objective in enumerate(recipe.objectives):
+    for i, objective in enumerate(objectives):
         if objective.direction != "minimize" or base.values[i] <= 0 or not front:
             continue
         best = min(t.values[i] for t in front)
@@ -161,21 +103,19 @@ def baseline_line(recipe: Recipe, study: optuna.Study) -> str | None:
     return line
 
 
-def constraint_lines(recipe: Recipe, study: optuna.Study) -> list[str]:
+def constraint_lines(summary: RunSummary) -> list[str]:
     """Per constraint, how many trials that ran to the end meet it."""
     done = [
         t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not t.user_attrs.get(records.REJECTED)
+        for t in summary.trials
+        if t.state == TrialState.COMPLETE and not t.user_attrs.get(records.REJECTED)
     ]
     lines = []
-    for constraint in recipe.constraints:
+    for constraint in summary.recipe.constraints:
         values = [t.user_attrs.get(records.METRICS, {}).get(constraint.metric) for t in done]
         met = sum(1 for v in values if v is not None and constraint.violation(float(v)) <= 0)
         lines.append(f"constraint {constraint}: met by {met} of {len(done)} finished trials")
-    rejected = sum(
-        1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get(records.REJECTED)
-    )
+    rejected = sum(1 for t in summary.trials if t.user_attrs.get(records.REJECTED))
     if rejected:
         lines.append(
             f"{rejected} configurations rejected before training (a constraint on "

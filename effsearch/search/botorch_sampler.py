@@ -41,12 +41,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from effsearch.objectives.goals import signs
+from effsearch.objectives.pareto import non_dominated_mask
 from effsearch.search.space_encoding import SpaceEncoding
 from effsearch.spaces.knobs import SearchSpace
 
@@ -165,9 +166,7 @@ class BoTorchSampler(BaseSampler):
             FastNondominatedPartitioning,
         )
 
-        to_max = np.array(
-            [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
-        )
+        to_max = -signs(study.directions)  # botorch maximises: the negated losses
         n_obj = len(to_max)
         constraint_names = sorted({name for _, _, violations in finished for name in violations})
         x = np.array([self.encoding.encode(params) for params, _, _ in finished])
@@ -299,13 +298,11 @@ def _score(acquisition: Any, rows: np.ndarray, seen: set[bytes]) -> tuple[np.nda
 
 
 def _non_dominated(values: np.ndarray, violations: np.ndarray) -> np.ndarray:
-    """Mask of the feasible rows no other feasible row dominates (all objectives maximised)."""
+    """Mask of the feasible rows no other feasible row dominates (``values``: ``n x k``, every
+    objective maximised; ``violations``: ``n x c``, <= 0 is met)."""
     feasible = np.all(violations <= 0.0, axis=1)
     mask = np.zeros(len(values), dtype=bool)
-    for i in np.flatnonzero(feasible):
-        others = values[feasible]
-        dominated = np.any(np.all(others >= values[i], axis=1) & np.any(others > values[i], axis=1))
-        mask[i] = not dominated
+    mask[feasible] = non_dominated_mask(-values[feasible])
     return mask
 
 

@@ -33,22 +33,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from optuna.trial import FrozenTrial
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-from effsearch.recipe import ObjectiveSection
-from effsearch.search import pareto, records
+from effsearch.objectives import pareto
+from effsearch.objectives.goals import Constraint, Objective, sign, signs
+from effsearch.search import records, study_front
+from effsearch.search.executors.base import Report
+
+if TYPE_CHECKING:
+    from effsearch.recipe.schema import EarlyStoppingSection
 
 Decision = Callable[[int, float, Mapping[str, float]], bool]
+"""``rule(trial number, step, metrics) -> go on?``"""
 
 
 class SuccessiveHalving:
     """Decides, at each intermediate report, whether a trial continues."""
 
-    def __init__(
-        self, objectives: Sequence[ObjectiveSection], min_step: int = 1, eta: int = 3
-    ) -> None:
+    def __init__(self, objectives: Sequence[Objective], min_step: int = 1, eta: int = 3) -> None:
         if min_step < 1 or eta < 2:
             raise ValueError(f"need min_step >= 1 and eta >= 2; got {min_step=}, {eta=}")
         self.objectives = list(objectives)
@@ -91,9 +97,7 @@ class SuccessiveHalving:
         if not any(o.metric in metrics for o in self.objectives):
             return None
         return [
-            (1.0 if o.direction == "minimize" else -1.0) * float(metrics.get(o.metric, 0.0))
-            if o.metric in metrics
-            else 0.0
+            sign(o.direction) * float(metrics[o.metric]) if o.metric in metrics else 0.0
             for o in self.objectives
         ]
 
@@ -103,16 +107,18 @@ NEIGHBOURS = 5
 
 
 class ParetoPruner:
-    """Stops a trial whose optimistic bound a finished trial dominates (see the module doc)."""
+    """Stops a trial whose optimistic bound a finished trial dominates (see the module doc).
+
+    Works in losses (smaller is better), like every other rule here."""
 
     def __init__(
         self,
-        objectives: Sequence[ObjectiveSection],
+        objectives: Sequence[Objective],
         finished: Callable[[], Sequence[FrozenTrial]],
         min_step: int = 1,
         min_trials: int = 5,
         min_gain: float = 0.0,
-        reference: Callable[[], pareto.Reference | None] = lambda: None,
+        reference: Callable[[], study_front.Reference | None] = lambda: None,
         neighbours: int = NEIGHBOURS,
     ) -> None:
         if min_step < 1 or min_trials < 1 or neighbours < 1 or not 0.0 <= min_gain < 1.0:
@@ -134,53 +140,53 @@ class ParetoPruner:
             return True
         done = [
             t
-            for t in pareto.feasible_complete(self.finished())
+            for t in study_front.feasible_complete(self.finished())
             if not t.user_attrs.get(records.REJECTED)
         ]
         if len(done) < self.min_trials:
             return True
-        gains = -pareto.signs(self.objectives) * np.array([t.values for t in done], dtype=float)
+        finals = signs(self.objectives) * np.array([t.values for t in done], dtype=float)
         bound = np.array(
             [
-                self._optimistic(objective, step, metrics, done, gains[:, i])
+                self._optimistic(objective, step, metrics, done, finals[:, i])
                 for i, objective in enumerate(self.objectives)
             ]
         )
-        if np.any(np.all(gains > bound, axis=1)):
+        if np.any(np.all(finals < bound, axis=1)):
             return False
-        return self.min_gain == 0.0 or self._adds_enough(bound, gains)
+        return self.min_gain == 0.0 or self._adds_enough(bound, finals)
 
     def _optimistic(
         self,
-        objective: ObjectiveSection,
+        objective: Objective,
         step: float,
         metrics: Mapping[str, float],
         done: Sequence[FrozenTrial],
         finals: np.ndarray,
     ) -> float:
-        """The best final value (as a gain: larger is better) this trial could still reach."""
-        sign = 1.0 if objective.direction == "maximize" else -1.0
+        """The lowest final loss this trial could still reach."""
+        direction = sign(objective.direction)
         if objective.metric not in metrics:
-            return float(finals.max())
-        current = sign * float(metrics[objective.metric])
+            return float(finals.min())
+        current = direction * float(metrics[objective.metric])
         then = [
-            (k, sign * earlier)
+            (k, direction * earlier)
             for k, trial in enumerate(done)
             if (earlier := _reported_at(trial, objective.metric, step)) is not None
         ]
         if not then:  # never reported during training: known before it, exact
             return current
         nearest = sorted(then, key=lambda pair: abs(pair[1] - current))[: self.neighbours]
-        return current + max(0.0, max(finals[k] - earlier for k, earlier in nearest))
+        return current - max(0.0, max(earlier - finals[k] for k, earlier in nearest))
 
-    def _adds_enough(self, bound: np.ndarray, gains: np.ndarray) -> bool:
+    def _adds_enough(self, bound: np.ndarray, finals: np.ndarray) -> bool:
         """Whether the bound adds at least ``min_gain`` of the finished trials' hypervolume."""
         reference = self.reference()
         if reference is None:
             return True
-        ref_loss = pareto.signs(self.objectives) * np.array(reference.values, dtype=float)
-        before = pareto.volume(-gains, ref_loss)
-        after = pareto.volume(-np.vstack([gains, bound]), ref_loss)
+        ref_loss = signs(self.objectives) * np.array(reference.values, dtype=float)
+        before = pareto.volume(finals, ref_loss)
+        after = pareto.volume(np.vstack([finals, bound]), ref_loss)
         return before == 0.0 or after - before >= self.min_gain * before
 
 
@@ -194,6 +200,58 @@ def combine(*rules: Decision) -> Decision:
     return decide
 
 
+class Scheduler:
+    """The driver's early-stopping rule: answers every report of every trial.
+
+    Built once per search by :meth:`from_recipe`, its rungs rebuilt from the reports stored
+    with earlier trials, so a resumed search ranks like the one that was stopped.
+    """
+
+    def __init__(self, decide: Decision) -> None:
+        self._decide = decide
+
+    def on_report(self, report: Report) -> bool:
+        """True if the trial goes on."""
+        return self._decide(report.number, report.step, report.metrics)
+
+    @classmethod
+    def from_recipe(
+        cls,
+        section: EarlyStoppingSection,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint],
+        study: optuna.Study,
+    ) -> Scheduler:
+        rules: list[Decision] = []
+        if "pareto" in section.method:
+            pruner = ParetoPruner(
+                objectives,
+                lambda: study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                section.min_step,
+                section.min_trials,
+                section.min_gain,
+                lambda: study_front.fixed_reference(study, objectives, constraints, store=False),
+            )
+            rules.append(pruner.observe)
+        if "successive_halving" in section.method:
+            halving = SuccessiveHalving(objectives, section.min_step, section.eta)
+            finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+            # Reports as the driver saw them: with what was known before training (final
+            # metrics hold those values too), so replayed rungs rank like live ones.
+            halving.replay(
+                (
+                    t.number,
+                    [
+                        {**t.user_attrs.get(records.METRICS, {}), **entry}
+                        for entry in t.user_attrs.get(records.HISTORY, [])
+                    ],
+                )
+                for t in finished
+            )
+            rules.insert(0, halving.observe)
+        return cls(rules[0] if len(rules) == 1 else combine(*rules))
+
+
 def _reported_at(trial: FrozenTrial, metric: str, step: float) -> float | None:
     """The trial's own report of ``metric`` at the last step <= ``step`` (None: never)."""
     reports = [
@@ -205,31 +263,8 @@ def _reported_at(trial: FrozenTrial, metric: str, step: float) -> float | None:
 
 
 def rank(points: Mapping[int, Sequence[float]]) -> list[int]:
-    """Trial numbers best first: by non-dominated front, then within a front by hypervolume
-    contribution (what the front would lose without the point; the reference lies just beyond
-    the worst value of each objective among ``points``)."""
+    """Trial numbers best first (``points``: trial number -> losses): by non-dominated front,
+    then within a front by hypervolume contribution (:func:`effsearch.objectives.pareto.rank`)."""
     numbers = list(points)
-    losses = np.array([points[n] for n in numbers], dtype=float)
-    reference = losses.max(axis=0) + 0.1 * np.ptp(losses, axis=0) + 1e-9
-    order: list[int] = []
-    remaining = list(range(len(numbers)))
-    while remaining:
-        front = [
-            i
-            for i in remaining
-            if not any(_dominates(losses[j], losses[i]) for j in remaining if j != i)
-        ]
-        contribution = _contributions(losses[front], reference)
-        order += [front[k] for k in np.argsort(-contribution, kind="stable")]
-        remaining = [i for i in remaining if i not in front]
+    order = pareto.rank(np.array([points[n] for n in numbers], dtype=float))
     return [numbers[i] for i in order]
-
-
-def _contributions(front: np.ndarray, ref_loss: np.ndarray) -> np.ndarray:
-    total = pareto.volume(front, ref_loss)
-    others = (np.delete(front, i, axis=0) for i in range(len(front)))
-    return np.array([total - pareto.volume(rest, ref_loss) for rest in others])
-
-
-def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(np.all(a <= b) and np.any(a < b))

@@ -14,9 +14,9 @@ from typing import Any
 import optuna
 
 from effsearch.errors import UserInputError
-from effsearch.recipe import Constraint, ObjectiveSection
+from effsearch.objectives.goals import Constraint, Objective
 from effsearch.registry import lookup, register
-from effsearch.search import pareto
+from effsearch.search import study_front
 from effsearch.spaces.knobs import SearchSpace
 
 
@@ -30,7 +30,7 @@ class OptimizerRequest:
     workers: int
     trials: int | None
     options: Mapping[str, Any] = field(default_factory=dict)
-    objectives: Sequence[ObjectiveSection] = ()
+    objectives: Sequence[Objective] = ()
     constraints: Sequence[Constraint] = ()
     typical_trial_s: float | None = None
     """What the task says one trial costs (None: unknown, assumed expensive)."""
@@ -175,17 +175,14 @@ def _botorch(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
 
     def reference(study: optuna.Study) -> list[float] | None:
         objectives = list(request.objectives) or [
-            ObjectiveSection(
-                metric=f"objective {i}",
-                direction="maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize",
-            )
+            Objective.model_validate({"metric": f"objective {i}", "direction": d.name.lower()})
             for i, d in enumerate(study.directions)
         ]
-        found = pareto.fixed_reference(study, objectives, request.constraints, store=True)
+        found = study_front.fixed_reference(study, objectives, request.constraints, store=True)
         return found.values if found is not None else None
 
     options = {
-        "n_startup_trials": max(pareto.infer_from(request.n_objectives), 10),
+        "n_startup_trials": max(study_front.infer_from(request.n_objectives), 10),
         **request.options,
     }
     return BoTorchSampler(request.space, reference, seed=request.seed, **options)

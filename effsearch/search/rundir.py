@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from effsearch import __version__
 from effsearch.errors import ArgumentError, ResumeError
-from effsearch.recipe import Recipe, parse_yaml, validate
+from effsearch.recipe.schema import Recipe
+from effsearch.recipe.validate import validate
+from effsearch.recipe.yaml_lines import parse_yaml
+from effsearch.version import __version__
 
 RECIPE_NAME = "recipe.yaml"
 PROBE_NAME = ".effsearch-write-probe"

@@ -24,7 +24,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from effsearch.recipe import Constraint, ObjectiveSection
+from effsearch.objectives.goals import Constraint, Objective
 from effsearch.search import records
 
 StoppedValues = Callable[[FrozenTrial], "tuple[list[float], dict[str, float]] | None"]
@@ -32,7 +32,7 @@ StoppedValues = Callable[[FrozenTrial], "tuple[list[float], dict[str, float]] | 
 
 
 def last_values(
-    objectives: Sequence[ObjectiveSection], constraints: Sequence[Constraint]
+    objectives: Sequence[Objective], constraints: Sequence[Constraint]
 ) -> StoppedValues:
     """Reads a stopped trial's last metrics as objective values and constraint violations."""
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from urllib.parse import quote
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from effsearch.errors import StorageError
+from effsearch.secrets import MASK, PASSWORD_ENV, mask_text, mask_url, with_password
 
 JOURNAL_NAME = "study.journal"
 TAIL_BLOCK = 1 << 16  # bytes read at a time while looking back for the last line end
@@ -73,33 +72,6 @@ def drop_torn_tail(run_dir: Path) -> int:
 def describe(url: str | None, run_dir: Path) -> str:
     """Where the study is, safe to print (passwords masked)."""
     return str(run_dir / JOURNAL_NAME) if url is None else mask_url(url)
-
-
-MASK = ":***@"
-PASSWORD_ENV = "EFFSEARCH_STORAGE_PASSWORD"
-_PASSWORD = re.compile(r"(://[^:/@]+):([^@]*)@")
-
-
-def mask_url(url: str) -> str:
-    """``postgresql://user:***@host/db`` for ``postgresql://user:secret@host/db``: what is
-    printed and written to the run directory (frozen recipe, bundles, reports)."""
-    return _PASSWORD.sub(r"\1" + MASK, url)
-
-
-def mask_text(text: str, url: str) -> str:
-    """``text`` (a driver's error, say) with the URL's password, if any, replaced by ***."""
-    match = _PASSWORD.search(url)
-    password = match.group(2) if match else ""
-    return text.replace(password, "***") if password and password != "***" else text
-
-
-def with_password(url: str) -> str:
-    """The URL to connect with: a masked password comes from ``EFFSEARCH_STORAGE_PASSWORD``,
-    or is left out (libpq then reads PGPASSWORD or ~/.pgpass)."""
-    if MASK not in url:
-        return url
-    password = os.environ.get(PASSWORD_ENV)
-    return url.replace(MASK, f":{quote(password, safe='')}@" if password else "@", 1)
 
 
 def quiet_optuna() -> None:

@@ -1,4 +1,5 @@
-"""Workloads: built-in tasks (registered by name) and the entrypoint adapter."""
+"""Workloads: built-in task declarations (torch-free), their implementations, the entrypoint
+adapter, and the per-process cache of built tasks."""
 
 from __future__ import annotations
 
@@ -6,18 +7,17 @@ import json
 from collections.abc import Callable
 
 from effsearch.registry import lookup
-from effsearch.tasks import digits_cnn as digits_cnn  # registers the task
-from effsearch.tasks import hf_text as hf_text  # registers the task
-from effsearch.tasks.base import Task, TaskSpec
+from effsearch.tasks import catalog as catalog  # registers the built-in tasks
+from effsearch.tasks.base import Task, TaskInfo, TaskSpec
 from effsearch.tasks.entrypoint import EntrypointTask
 
 
-def task_class(spec: TaskSpec) -> type[Task] | None:
-    """The class of a built-in task, or None for an entrypoint task."""
+def task_info(spec: TaskSpec) -> TaskInfo | None:
+    """The declaration of a built-in task, or None for an entrypoint task."""
     if spec.builtin is None:
         return None
-    cls: type[Task] = lookup("task", spec.builtin)
-    return cls
+    info: TaskInfo = lookup("task", spec.builtin)
+    return info
 
 
 _BUILT: dict[str, Task] = {}
@@ -38,12 +38,12 @@ def build_task(spec: TaskSpec, load: Callable[[], Task] | None = None) -> Task:
     """
     key = task_key(spec)
     if key not in _BUILT:
+        info = task_info(spec)
         if load is not None:
             _BUILT[key] = load()
-        elif spec.entrypoint is not None:
+        elif info is None:
+            assert spec.entrypoint is not None
             _BUILT[key] = EntrypointTask(spec.entrypoint, spec.recipe_dir)
         else:
-            cls = task_class(spec)
-            assert cls is not None
-            _BUILT[key] = cls.create(spec)
+            _BUILT[key] = info.load().create(spec)
     return _BUILT[key]

@@ -9,12 +9,15 @@ into a FAILED trial with the reason, and the search goes on.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from effsearch.errors import TaskError
 from effsearch.objectives.metrics import MetricInfo
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
 
     from effsearch.objectives.slots import DeviceSlots
     from effsearch.spaces.knobs import KnobDecl
-    from effsearch.spaces.quantization import Quantized
+    from effsearch.transforms.quantization import Quantized
 
 Config = Mapping[str, Mapping[str, Any]]
 Metrics = dict[str, float]
@@ -37,13 +40,16 @@ class StopTrial(BaseException):
     """
 
 
-@dataclass(frozen=True)
-class MeasureSettings:
-    """How hardware cost is measured: batch size of the timed input, warm-up and timed repeats."""
+class MeasureSettings(BaseModel):
+    """How hardware cost is measured: batch size of the timed input, warm-up and timed repeats.
 
-    batch_size: int = 32
-    warmup: int = 5
-    repeats: int = 30
+    Also the schema of the recipe's ``measure`` section."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    batch_size: int = Field(32, ge=1, le=65536)
+    warmup: int = Field(5, ge=0, le=100_000)
+    repeats: int = Field(30, ge=1, le=1_000_000)
 
 
 @dataclass
@@ -114,32 +120,66 @@ class TaskSpec:
     recipe_dir: str = "."
 
 
-class Task(ABC):
-    """A workload. Built-in tasks declare the technique groups and metrics they support."""
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a built-in task declares, importable without torch: its knobs, metrics, options.
 
+    ``implementation`` (``"module:Class"``) names the :class:`Task` that runs it; it is imported
+    only when a trial (or an export) builds the task, so reading and validating recipes never
+    loads torch.
+    """
+
+    name: str
+    summary: str
+    implementation: str
     #: technique group (``architecture``, ``pruning``, ...) -> the knobs of it this task applies,
-    #: in sampling order; None means any group and knob names (an entrypoint task's own).
-    families: ClassVar[Mapping[str, tuple[KnobDecl, ...]] | None] = None
-    #: metrics the task measures; None when unknown before running (entrypoint tasks).
-    metrics: ClassVar[tuple[MetricInfo, ...] | None] = None
-    #: fixed technique settings that make the reference model (uncompressed fp32), if any.
-    baseline: ClassVar[Config | None] = None
+    #: in sampling order
+    families: Mapping[str, tuple[KnobDecl, ...]]
+    #: metrics the task measures
+    metrics: tuple[MetricInfo, ...]
+    #: the ``task.options`` keys it accepts
+    options: tuple[str, ...] = ()
+    #: fixed technique settings that make the reference model (uncompressed fp32), if any
+    baseline: Config | None = None
+    #: metrics :meth:`Task.precheck` returns (known before training)
+    early_metrics: frozenset[str] = frozenset()
+    #: seconds a trial typically takes on a CPU, when the task knows (``auto`` weighs a model-
+    #: based optimizer's seconds per suggestion against it); None: unknown, assumed expensive
+    typical_trial_s: float | None = None
+    #: problems with ``options`` found without running anything (missing files, ...)
+    check_options: Callable[[Mapping[str, Any], str], list[str]] | None = None
+
+    def option_problems(self, options: Mapping[str, Any], recipe_dir: str) -> list[str]:
+        """Unknown option names, then what :attr:`check_options` finds."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            return [
+                f"task {self.name!r} accepts options {list(self.options) or 'none'}; got "
+                f"{sorted(options)}"
+            ]
+        return self.check_options(options, recipe_dir) if self.check_options else []
+
+    def load(self) -> type[Task]:
+        """The implementing class (imports it, and with it torch)."""
+        module_name, _, attr = self.implementation.partition(":")
+        cls: type[Task] = getattr(importlib.import_module(module_name), attr)
+        return cls
+
+
+class Task(ABC):
+    """A workload: one configuration in, a dict of metrics out. Built-in tasks set ``info``."""
+
+    info: ClassVar[TaskInfo | None] = None
 
     @classmethod
     def create(cls, spec: TaskSpec) -> Task:
         """Build the task from a spec (once per worker process)."""
         return cls(**dict(spec.options))
 
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any], recipe_dir: str) -> list[str]:
-        """Problems with ``options`` found without running anything (missing files, ...)."""
-        return []
-
-    #: metrics :meth:`precheck` returns
-    early_metrics: ClassVar[frozenset[str]] = frozenset()
-    #: seconds a trial typically takes on a CPU, when the task knows (``auto`` weighs a model-
-    #: based optimizer's seconds per suggestion against it); None: unknown, assumed expensive
-    typical_trial_s: ClassVar[float | None] = None
+    @property
+    def early_metrics(self) -> frozenset[str]:
+        """What :meth:`precheck` returns."""
+        return self.info.early_metrics if self.info is not None else frozenset()
 
     def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
         """Metrics that follow from the configuration alone (size, params, FLOPs of the built,

@@ -13,27 +13,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from effsearch.objectives import meters
-from effsearch.registry import register
-from effsearch.spaces import architecture, pruning, quantization, training
-from effsearch.spaces.knobs import KnobDecl
-from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TrialContext
+from effsearch.spaces import architecture, training
+from effsearch.tasks import catalog
+from effsearch.tasks.base import Config, Metrics, Task, TrialContext
 from effsearch.tasks.pipeline import (
-    EARLY_METRICS,
-    UNCOMPRESSED,
     Workload,
     accuracy,
     compress_and_measure,
     train_epochs,
     untrained_cost,
 )
-from effsearch.tasks.pipeline import METRICS as PIPELINE_METRICS
+from effsearch.transforms import pruning, quantization
 
 BASE_CHANNELS = (32, 64, 128, 128)
 BASE_HIDDEN = 128
@@ -91,23 +88,10 @@ def load_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
     )
 
 
-@register("task", "digits-cnn")
 class DigitsCNN(Task):
     """Small CNN on sklearn digits; knobs: architecture, training, pruning, quantization."""
 
-    families: ClassVar[Mapping[str, tuple[KnobDecl, ...]]] = {
-        "architecture": (architecture.WIDTH_MULT, architecture.DEPTH),
-        "training": training.KNOBS,
-        "pruning": pruning.knobs("magnitude", "channel"),
-        "quantization": (quantization.SCHEME,),
-    }
-    metrics = (
-        MetricInfo("accuracy", "fraction of the 450 held-out digits classified right", "maximize"),
-        *PIPELINE_METRICS,
-    )
-    early_metrics = EARLY_METRICS
-    typical_trial_s = 2.0  # 15 epochs of a small CNN on 1,437 images, one thread
-    baseline: ClassVar[Config] = {"architecture": {"width_mult": 1.0, "depth": 3}, **UNCOMPRESSED}
+    info = catalog.DIGITS_CNN
 
     def __init__(self) -> None:
         self.train_x, self.train_y, self.test_x, self.test_y = load_split()

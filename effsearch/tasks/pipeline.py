@@ -16,34 +16,9 @@ import torch
 from torch import nn
 
 from effsearch.objectives import meters
-from effsearch.objectives.metrics import (
-    EARLY_HARDWARE_METRICS,
-    HARDWARE_METRICS,
-    MODEL_METRICS,
-    MetricInfo,
-)
-from effsearch.spaces import pruning, quantization
+from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
 from effsearch.tasks.base import Config, TrialContext
-
-METRICS = (
-    MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
-    MetricInfo("final_train_loss", "mean training loss in the last epoch"),
-    *MODEL_METRICS,
-    *HARDWARE_METRICS,
-)
-"""What :func:`compress_and_measure` measures, for every task that uses it."""
-
-EARLY_METRICS = (
-    frozenset({"params", "nonzero_params", "flops", "size_mb", "size_dense_mb"})
-    | EARLY_HARDWARE_METRICS
-)
-"""What a built-in task's ``precheck`` knows before training."""
-
-UNCOMPRESSED: dict[str, dict[str, Any]] = {
-    "pruning": {"method": "none"},
-    "quantization": {"scheme": "none"},
-}
-"""The pruning and quantization settings of a task's baseline."""
+from effsearch.transforms import pruning, quantization
 
 
 @dataclass(frozen=True)

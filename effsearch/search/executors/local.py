@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -23,14 +22,16 @@ from effsearch.errors import ExecutorError
 from effsearch.registry import register
 from effsearch.search.executors.base import (
     THREAD_ENV_VARS,
-    Decide,
     Executor,
+    OnReport,
+    Report,
+    Status,
     TrialJob,
     TrialOutcome,
-    prepare,
-    run_job,
+    keep_going,
 )
 from effsearch.search.executors.logs import trial_log
+from effsearch.search.trial import prepare, run_trial
 
 STARTUP_LIMIT_S = 300.0  # a worker that cannot even start a trial in this time is stuck
 
@@ -53,21 +54,21 @@ def _worker_main(conn: Connection, threads: int) -> None:
                 # loading the task's data.
                 prepare(job)
                 conn.send(("started", job.number))
-                outcome = run_job(job, _ask_driver(conn))
+                outcome = run_trial(job, _ask_driver(conn))
             conn.send(("done", outcome))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the driver is gone; nobody is left to tell
 
 
-def _ask_driver(conn: Connection) -> Decide:
-    """Early-stopping answers from the driver, which alone sees every trial."""
+def _ask_driver(conn: Connection) -> OnReport:
+    """Send a report to the driver and wait for its answer (the driver alone decides)."""
 
-    def decide(number: int, step: float, metrics: Mapping[str, float]) -> bool:
-        conn.send(("report", (number, step, dict(metrics))))
+    def ask(report: Report) -> bool:
+        conn.send(("report", report))
         _, go_on = conn.recv()
         return bool(go_on)
 
-    return decide
+    return ask
 
 
 @dataclass
@@ -88,16 +89,9 @@ class _Worker:
 class LocalExecutor(Executor):
     """``workers`` processes, each with ``threads`` torch threads, one trial at a time each."""
 
-    def __init__(
-        self,
-        workers: int = 2,
-        trial_timeout_s: float = 600.0,
-        threads: int = 1,
-        decide: Decide | None = None,
-    ) -> None:
+    def __init__(self, workers: int = 2, trial_timeout_s: float = 600.0, threads: int = 1) -> None:
         self.timeout_s = trial_timeout_s
         self.threads = threads
-        self._decide = decide
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = [self._spawn() for _ in range(workers)]
 
@@ -135,10 +129,7 @@ class LocalExecutor(Executor):
         worker.submitted = time.monotonic()
         worker.started = None
 
-    def running(self) -> list[int]:
-        return [w.job.number for w in self._workers if w.job is not None]
-
-    def poll(self, timeout_s: float) -> list[TrialOutcome]:
+    def poll(self, timeout_s: float, on_report: OnReport = keep_going) -> list[TrialOutcome]:
         busy = [w for w in self._workers if w.job is not None]
         if not busy:
             return []
@@ -148,7 +139,7 @@ class LocalExecutor(Executor):
         ready = set(wait(handles, timeout=wait_s))
         outcomes: list[TrialOutcome] = []
         for worker in busy:
-            outcome = self._read(worker) if worker.conn in ready else None
+            outcome = self._read(worker, on_report) if worker.conn in ready else None
             if outcome is None and worker.job is not None:
                 if worker.process.sentinel in ready and not worker.conn.poll():
                     outcome = self._died(worker)
@@ -158,7 +149,7 @@ class LocalExecutor(Executor):
                 outcomes.append(outcome)
         return outcomes
 
-    def _read(self, worker: _Worker) -> TrialOutcome | None:
+    def _read(self, worker: _Worker, on_report: OnReport) -> TrialOutcome | None:
         """Drain the worker's messages; its outcome if the trial finished."""
         try:
             while worker.conn.poll():
@@ -166,8 +157,7 @@ class LocalExecutor(Executor):
                 if kind == "started":
                     worker.started = time.monotonic()
                 elif kind == "report":
-                    go_on = self._decide(*payload) if self._decide is not None else True
-                    worker.conn.send(("go", go_on))
+                    worker.conn.send(("go", on_report(payload)))
                 else:
                     worker.job = None
                     outcome: TrialOutcome = payload
@@ -215,7 +205,7 @@ class LocalExecutor(Executor):
         assert worker.job is not None
         outcome = TrialOutcome(
             number=worker.job.number,
-            ok=False,
+            status=Status.FAILED,
             reason=reason,
             duration_s=time.monotonic() - (worker.started or worker.submitted),
         )

@@ -16,8 +16,12 @@ A trial whose worker process or node dies is submitted again, at most ``RETRIES`
 each retry is written into the trial's notes; Ray's own task retries are off, so a retry is
 never silent and a trial never counts twice. A trial past ``trial_timeout_s`` (counted from
 submission, plus ``START_GRACE_S`` for Ray to start a worker) is cancelled, its worker killed,
-and fails with that reason. Ray is imported here only: ``import
-effsearch`` must work where Ray is not installed (DESIGN.md).
+and fails with that reason.
+
+Reports (early stopping) travel through a small Ray actor, the mailbox: a trial posts its
+report and waits for the driver's answer; the driver takes the posted reports at each ``poll``,
+answers them with the runner's ``on_report`` and posts the answers back. Ray is imported here
+only: ``import effsearch`` must work where Ray is not installed.
 """
 
 from __future__ import annotations
@@ -26,45 +30,92 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effsearch.errors import ExecutorError
 from effsearch.registry import register
 from effsearch.search.executors.base import (
     THREAD_ENV_VARS,
-    Decide,
     Executor,
+    OnReport,
+    Report,
+    Status,
     TrialJob,
     TrialOutcome,
-    run_job,
+    keep_going,
 )
 from effsearch.search.executors.logs import trial_log
+from effsearch.search.trial import run_trial
 from effsearch.tasks import build_task, task_key
+
+if TYPE_CHECKING:
+    from effsearch.recipe.schema import ExecutionSection
 
 RETRIES = 2
 """How many times a trial whose worker or node died is submitted again."""
 START_GRACE_S = 30.0
 """Added to ``trial_timeout_s``: the driver cannot see when Ray actually starts a task, and a
 fresh worker (after a killed one, or on a new node) spends seconds importing torch."""
+ANSWER_POLL_S = 0.02
+"""How often a trial that posted a report asks the mailbox for the driver's answer."""
 
 
-def _run_on_ray(job: TrialJob, shared: list[Any]) -> TrialOutcome:
+class _Mailbox:
+    """Reports from trials to the driver and answers back (a Ray actor; see the module doc)."""
+
+    def __init__(self) -> None:
+        self._posted: list[tuple[int, Report]] = []
+        self._answers: dict[int, bool] = {}
+        self._tickets = 0
+
+    def post(self, report: Report) -> int:
+        self._tickets += 1
+        self._posted.append((self._tickets, report))
+        return self._tickets
+
+    def take(self) -> list[tuple[int, Report]]:
+        posted, self._posted = self._posted, []
+        return posted
+
+    def answer(self, answers: list[tuple[int, bool]]) -> None:
+        self._answers.update(answers)
+
+    def answer_to(self, ticket: int) -> bool | None:
+        return self._answers.pop(ticket, None)
+
+
+def _ask_mailbox(mailbox: Any) -> OnReport:
+    """In the trial: post each report and wait for the driver's answer."""
+    import ray
+
+    def ask(report: Report) -> bool:
+        ticket = ray.get(mailbox.post.remote(report))
+        while (answer := ray.get(mailbox.answer_to.remote(ticket))) is None:
+            time.sleep(ANSWER_POLL_S)
+        return bool(answer)
+
+    return ask
+
+
+def _run_on_ray(job: TrialJob, shared: list[Any], mailbox: list[Any]) -> TrialOutcome:
     """The Ray task: one trial, on whatever node Ray placed it.
 
     ``shared`` holds, when the driver could build it, a reference to the task in the object
     store (in a list, so Ray passes the reference instead of resolving it on every call): a
-    worker process fetches it once and reuses it for its later trials.
+    worker process fetches it once and reuses it for its later trials. ``mailbox`` holds the
+    mailbox actor when the driver answers reports.
     """
     import ray
 
     Path(job.trial_dir).mkdir(parents=True, exist_ok=True)
     with trial_log(job.trial_dir):
         if shared:
-            with contextlib.suppress(Exception):  # then run_job builds it here, or says why not
+            with contextlib.suppress(Exception):  # then run_trial builds it here, or says why not
                 build_task(job.task, load=lambda: ray.get(shared[0]))
-        outcome = run_job(job)
+        outcome = run_trial(job, _ask_mailbox(mailbox[0]) if mailbox else None)
     context = ray.get_runtime_context()
     outcome.measured_on |= {
         "ray_node": context.get_node_id(),
@@ -85,21 +136,71 @@ class _Flight:
 class RayExecutor(Executor):
     """Trials as Ray tasks (see the module docstring)."""
 
+    own_options = ("address", "trial_resources", "max_concurrent")
+
+    @classmethod
+    def check_execution(cls, execution: ExecutionSection) -> list[tuple[Sequence[str], str]]:
+        problems: list[tuple[Sequence[str], str]] = []
+        if execution.max_concurrent not in (None, execution.workers):
+            problems.append(
+                (
+                    ("max_concurrent",),
+                    f"is {execution.max_concurrent} but execution.workers is "
+                    f"{execution.workers}; both say how many trials run at once: keep one",
+                )
+            )
+        # A GPU trial on Ray must hold whole GPUs, picked by Ray: a fraction of a GPU would
+        # let two trials time their models on one device at once.
+        gpu = execution.trial_resources.gpu if execution.trial_resources else 0.0
+        if execution.device.startswith("cuda"):
+            if execution.device != "cuda":
+                problems.append(
+                    (
+                        ("device",),
+                        f"is {execution.device!r}, but on Ray the trial runs on the GPU Ray "
+                        "gives it; use device: cuda",
+                    )
+                )
+            if gpu < 1 or gpu != int(gpu):
+                problems.append(
+                    (
+                        ("trial_resources", "gpu"),
+                        f"must be a whole number of GPUs (1, 2, ...) when device is cuda (got "
+                        f"{gpu:g}): each trial measures on GPUs it holds alone; fractional Ray "
+                        "GPUs are shared",
+                    )
+                )
+        elif gpu:
+            problems.append(
+                (
+                    ("trial_resources", "gpu"),
+                    f"asks for {gpu:g} GPU per trial, but execution.device is "
+                    f"{execution.device!r}; set device: cuda, or remove trial_resources.gpu",
+                )
+            )
+        return problems
+
+    @classmethod
+    def from_execution(cls, execution: ExecutionSection) -> Executor:
+        resources = execution.trial_resources
+        return cls(
+            workers=execution.workers,
+            trial_timeout_s=execution.trial_timeout_s,
+            threads=execution.threads_per_trial,
+            address=execution.address,
+            cpus_per_trial=resources.cpu if resources is not None else None,
+            gpus_per_trial=resources.gpu if resources is not None else 0.0,
+        )
+
     def __init__(
         self,
         workers: int = 2,
         trial_timeout_s: float = 600.0,
         threads: int = 1,
-        decide: Decide | None = None,
         address: str | None = None,
         cpus_per_trial: float | None = None,
         gpus_per_trial: float = 0.0,
     ) -> None:
-        if decide is not None:
-            raise ExecutorError(
-                "early stopping is not available on the ray executor yet; remove the "
-                "early_stopping section or use executor: local"
-            )
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster of our own
         import ray
@@ -142,6 +243,7 @@ class RayExecutor(Executor):
         )
         self._flights: dict[Any, _Flight] = {}
         self._shared: dict[str, list[Any]] = {}  # task key -> [object ref] or [] (not shared)
+        self._mailbox: list[Any] = []  # [the mailbox actor] once a job wants answered reports
 
     def _gpu_slots(self, gpus_per_trial: float, address: str | None) -> int:
         """How many trials the cluster's GPUs hold at once: trials beyond that would only wait
@@ -167,7 +269,25 @@ class RayExecutor(Executor):
 
     def _launch(self, flight: _Flight) -> None:
         flight.submitted = time.monotonic()
-        self._flights[self._task.remote(flight.job, self._shared_task(flight.job))] = flight
+        mailbox = self._mailbox_for(flight.job)
+        ref = self._task.remote(flight.job, self._shared_task(flight.job), mailbox)
+        self._flights[ref] = flight
+
+    def _mailbox_for(self, job: TrialJob) -> list[Any]:
+        if not job.reports_answered:
+            return []
+        if not self._mailbox:
+            actor = self._ray.remote(num_cpus=0, max_restarts=0)(_Mailbox)
+            self._mailbox = [actor.remote()]
+        return self._mailbox
+
+    def _answer_reports(self, on_report: OnReport) -> None:
+        if not self._mailbox:
+            return
+        posted = self._ray.get(self._mailbox[0].take.remote())
+        if posted:
+            answers = [(ticket, bool(on_report(report))) for ticket, report in posted]
+            self._mailbox[0].answer.remote(answers)
 
     def _shared_task(self, job: TrialJob) -> list[Any]:
         """A built-in task, built once here (data loaded, pretrained weights read) and put in
@@ -183,12 +303,19 @@ class RayExecutor(Executor):
                 self._shared[key] = []
         return self._shared[key]
 
-    def poll(self, timeout_s: float) -> list[TrialOutcome]:
+    def poll(self, timeout_s: float, on_report: OnReport = keep_going) -> list[TrialOutcome]:
         if not self._flights:
             return []
         ray = self._ray
         wait_s = max(0.0, min(timeout_s, self._next_deadline() - time.monotonic()))
-        ready, _ = ray.wait(list(self._flights), num_returns=1, timeout=wait_s)
+        until = time.monotonic() + wait_s
+        while True:  # short waits, so that reports are answered while trials wait for them
+            self._answer_reports(on_report)
+            left = until - time.monotonic()
+            slice_s = max(0.0, min(left, 0.05)) if self._mailbox else max(0.0, left)
+            ready, _ = ray.wait(list(self._flights), num_returns=1, timeout=slice_s)
+            if ready or left <= 0:
+                break
         if ready:  # collect everything else that is done too
             ready, _ = ray.wait(list(self._flights), num_returns=len(self._flights), timeout=0)
         outcomes = [o for ref in ready if (o := self._collect(ref)) is not None]
@@ -204,13 +331,14 @@ class RayExecutor(Executor):
                 )
         return outcomes
 
-    def running(self) -> list[int]:
-        return sorted(f.job.number for f in self._flights.values())
-
     def cancel_all(self, reason: str) -> list[TrialOutcome]:
         return [self._cancel(ref, reason) for ref in list(self._flights)]
 
     def close(self) -> None:
+        for actor in self._mailbox:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+        self._mailbox = []
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
 
@@ -249,7 +377,7 @@ class RayExecutor(Executor):
     def _failed(flight: _Flight, reason: str) -> TrialOutcome:
         return TrialOutcome(
             number=flight.job.number,
-            ok=False,
+            status=Status.FAILED,
             reason=reason,
             duration_s=time.monotonic() - flight.submitted,
             notes=list(flight.notes),

@@ -1,6 +1,8 @@
-"""Pareto set, reference point and hypervolume of a study, directions handled in one place.
+"""The run's Pareto set, reference point and hypervolume, read from its study.
 
-Internally every objective is a loss (maximized ones negated), as Optuna's hypervolume expects.
+Non-domination, hypervolume and the direction convention are
+:mod:`effsearch.objectives.pareto` and :mod:`effsearch.objectives.goals`; this module applies
+them to Optuna trials.
 
 The reference point is fixed once per run and stored on the study, so hypervolumes of one run
 are comparable over time. Per objective it comes from the recipe (the objective's ``ref``, else
@@ -17,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
 
-from effsearch.recipe import Constraint, ObjectiveSection
+from effsearch.objectives import pareto
+from effsearch.objectives.goals import Constraint, Objective, losses
 
 STUDY_REFERENCE = "effsearch_reference_point"
 
@@ -28,11 +30,6 @@ STUDY_REFERENCE = "effsearch_reference_point"
 def infer_from(n_objectives: int) -> int:
     """How many feasible finished trials an inferred reference point is taken from."""
     return max(5, 2 * n_objectives)
-
-
-def signs(objectives: Sequence[ObjectiveSection]) -> np.ndarray:
-    """+1 for minimized, -1 for maximized objectives: ``loss = sign * value``."""
-    return np.array([1.0 if o.direction == "minimize" else -1.0 for o in objectives])
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
@@ -43,30 +40,29 @@ def feasible_complete(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
 
 
-def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
-    """Feasible complete trials that no other feasible complete trial dominates."""
-    return sorted(study.best_trials, key=lambda t: t.number)
+def pareto_front(
+    trials: Sequence[FrozenTrial], objectives: Sequence[Objective]
+) -> list[FrozenTrial]:
+    """The run's Pareto set: feasible complete trials that no other one dominates (by number).
+
+    Trials rejected before training are infeasible, so never on it."""
+    return non_dominated(sorted(feasible_complete(trials), key=lambda t: t.number), objectives)
 
 
 def non_dominated(
-    trials: Sequence[FrozenTrial], objectives: Sequence[ObjectiveSection]
+    trials: Sequence[FrozenTrial], objectives: Sequence[Objective]
 ) -> list[FrozenTrial]:
     """The trials no other trial of ``trials`` dominates (complete trials, objective values)."""
-    losses = signs(objectives) * np.array([t.values for t in trials], dtype=float)
-    return [
-        trial
-        for trial, mine in zip(trials, losses, strict=True)
-        if not any(np.all(other <= mine) and np.any(other < mine) for other in losses)
-    ]
+    if not trials:
+        return []
+    mask = pareto.non_dominated_mask(losses([t.values for t in trials], objectives))
+    return [trial for trial, keep in zip(trials, mask, strict=True) if keep]
 
 
-def knee(front: Sequence[FrozenTrial], objectives: Sequence[ObjectiveSection]) -> FrozenTrial:
+def knee(front: Sequence[FrozenTrial], objectives: Sequence[Objective]) -> FrozenTrial:
     """The trial of a Pareto set closest to its ideal point once every objective is scaled to
     [0, 1] over the set (Euclidean distance; ties go to the lower trial number)."""
-    losses = signs(objectives) * np.array([t.values for t in front], dtype=float)
-    span = np.ptp(losses, axis=0)
-    scaled = (losses - losses.min(axis=0)) / np.where(span > 0, span, 1.0)
-    return front[int(np.argmin(np.linalg.norm(scaled, axis=1)))]
+    return front[pareto.knee_index(losses([t.values for t in front], objectives))]
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ class Reference:
 
 def reference_point(
     trials: Sequence[FrozenTrial],
-    objectives: Sequence[ObjectiveSection],
+    objectives: Sequence[Objective],
     constraints: Sequence[Constraint],
 ) -> Reference | None:
     """The reference point the rule above gives for these trials (None: not yet known)."""
@@ -108,7 +104,7 @@ def reference_point(
 
 def fixed_reference(
     study: optuna.Study,
-    objectives: Sequence[ObjectiveSection],
+    objectives: Sequence[Objective],
     constraints: Sequence[Constraint],
     store: bool,
 ) -> Reference | None:
@@ -124,7 +120,7 @@ def fixed_reference(
 
 def hypervolume(
     trials: Sequence[FrozenTrial],
-    objectives: Sequence[ObjectiveSection],
+    objectives: Sequence[Objective],
     reference: Reference | None,
 ) -> float | None:
     """Hypervolume dominated by the feasible complete trials (None without a reference)."""
@@ -133,21 +129,14 @@ def hypervolume(
     points = feasible_complete(trials)
     if not points:
         return 0.0
-    sign = signs(objectives)
-    losses = np.array([t.values for t in points], dtype=float) * sign
-    return volume(losses, np.array(reference.values) * sign)
-
-
-def volume(losses: np.ndarray, ref_loss: np.ndarray) -> float:
-    """Hypervolume of points given as losses (smaller is better) up to ``ref_loss``; points
-    outside the reference box add nothing."""
-    inside = losses[np.all(losses <= ref_loss, axis=1)]
-    return float(compute_hypervolume(inside, ref_loss)) if len(inside) else 0.0
+    return pareto.volume(
+        losses([t.values for t in points], objectives), losses(reference.values, objectives)
+    )
 
 
 def hypervolume_history(
     trials: Sequence[FrozenTrial],
-    objectives: Sequence[ObjectiveSection],
+    objectives: Sequence[Objective],
     reference: Reference | None,
 ) -> list[dict[str, float]]:
     """Hypervolume after each finished trial, in the order the trials finished."""
@@ -178,7 +167,7 @@ def stalled(history: Sequence[dict[str, float]], window: int, min_improvement: f
     return (now - before) / before < min_improvement
 
 
-def _recipe_bound(objective: ObjectiveSection, constraints: Sequence[Constraint]) -> float | None:
+def _recipe_bound(objective: Objective, constraints: Sequence[Constraint]) -> float | None:
     if objective.ref is not None:
         return objective.ref
     worse_side = "<=" if objective.direction == "minimize" else ">="
@@ -186,3 +175,33 @@ def _recipe_bound(objective: ObjectiveSection, constraints: Sequence[Constraint]
     if not limits:
         return None
     return min(limits) if objective.direction == "minimize" else max(limits)
+
+
+class HypervolumeTracker:
+    """The run's hypervolume after each finished trial, against its fixed reference point."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint],
+    ) -> None:
+        self.study = study
+        self.objectives = objectives
+        self.constraints = constraints
+        self.reference = fixed_reference(study, objectives, constraints, store=True)
+        trials = study.get_trials(deepcopy=False)
+        self.history = [
+            h["hypervolume"] for h in hypervolume_history(trials, objectives, self.reference)
+        ]
+
+    def update(self, finished: int) -> float | None:
+        """Record ``finished`` more finished trials; the hypervolume now (None: no reference)."""
+        if self.reference is None:
+            self.reference = fixed_reference(
+                self.study, self.objectives, self.constraints, store=True
+            )
+        volume = hypervolume(self.study.get_trials(deepcopy=False), self.objectives, self.reference)
+        if volume is not None:
+            self.history.extend([volume] * finished)
+        return volume

