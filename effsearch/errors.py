@@ -50,10 +50,6 @@ class RecipeError(UserInputError):
         super().__init__(f"{head}\n{body}")
 
 
-class SpaceError(UserInputError):
-    """A knob or search-space definition is inconsistent."""
-
-
 class ArgumentError(UserInputError):
     """A command-line argument is wrong."""
 

@@ -70,6 +70,7 @@ def test_a_tune_run_is_driven_and_recorded_by_effsearch(ray_cluster: str, tmp_pa
     assert len(results) == 6
     _, study = load_study(RunDir(run_dir))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
+    assert RunDir(run_dir).pareto_path.is_file()  # every way of running a search leaves it
     for trial in study.trials:
         assert trial.values[0] == pytest.approx(trial.params["params.x0"])
         assert trial.constraints == {"f1 <= 0.8": trial.params["params.x0"] - 0.8}
@@ -88,3 +89,29 @@ def test_a_bad_searcher_recipe_lists_its_problems(tmp_path: Path) -> None:
     text = str(info.value)
     assert "Did you mean 'nsga2'?" in text
     assert "direction" in text
+
+
+def test_a_restored_searcher_leaves_no_trial_running_forever(tmp_path: Path) -> None:
+    """Tune checkpoints the searcher and hands it back after a crash: the trials the dead Tune
+    run had in flight never report, so the restored searcher fails them as interrupted and
+    proposes their configurations again."""
+    from effsearch.integrations.tune import EffsearchSearcher
+
+    run_dir = tmp_path / "run"
+    before = EffsearchSearcher(RECIPE, run_dir=run_dir, trials=6)
+    done = before.suggest("a")
+    assert done is not None
+    before.on_trial_complete("a", {"f1": 0.5, "f2": 1.0})
+    lost = [before.suggest(tid) for tid in ("b", "c")]  # in flight when Tune died
+    before.save(str(tmp_path / "searcher.json"))
+    del before  # the crash: nothing more is told
+
+    after = EffsearchSearcher(RECIPE, run_dir=run_dir, trials=6)
+    after.restore(str(tmp_path / "searcher.json"))
+
+    trials = load_study(RunDir(run_dir))[1].trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t.state for t in trials[:3]] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert all(t.user_attrs["interrupted"] for t in trials[1:3])
+    again = [after.suggest(tid) for tid in ("d", "e")]
+    assert sorted(map(str, again)) == sorted(map(str, lost))  # the lost ones run again

@@ -30,9 +30,10 @@ The trainable receives the nested configuration (``config["train"]["lr"]``) and 
 objective and constrained metric with ``tune.report``; the last report of a trial is what is
 told to the study. A trial that errors, or ends without an objective, is recorded as FAIL with
 the reason. The study lives in ``run_dir`` (Optuna's journal) or the recipe's ``storage`` URL,
-so ``effsearch show RUN_DIR`` works on it, and a second Tune run with the same ``run_dir``
-continues it. The section names are the recipe's (``space``, ``objectives``, ``constraints``,
-``optimizer``, ``seed``, ``storage``), validated the same way, with every problem reported.
+so ``effsearch show RUN_DIR`` works on it (and ``pareto.json`` there is rewritten after each
+trial), and a second Tune run with the same ``run_dir`` continues it. The section names are
+the recipe's (``space``, ``objectives``, ``constraints``, ``optimizer``, ``seed``,
+``storage``), validated the same way, with every problem reported.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from effsearch.search import records, tell
 from effsearch.search.executors.base import Status, TrialOutcome
 from effsearch.search.rundir import RunDir
 from effsearch.search.study import attach_sampler, open_study, recover
+from effsearch.search.summary import RunSummary
 
 
 class EffsearchSearcher(Searcher):
@@ -111,6 +113,7 @@ class EffsearchSearcher(Searcher):
                 outcome.status = Status.FAILED
                 outcome.reason = f"the trial's last tune.report is not usable: {missing}"
         tell.record(self.study, trial, outcome, self.recipe.objectives, self.recipe.constraints)
+        RunSummary.from_study(self.recipe, self.study).write_pareto(self.run_dir)
 
     def save(self, checkpoint_path: str) -> None:
         """What Tune checkpoints: where the study is. The study itself is durable already."""

@@ -57,14 +57,13 @@ class TrialContext:
     """What a task may know about the trial it runs.
 
     ``report(step, metrics)`` records intermediate metrics (per epoch, say); they are kept with
-    the trial. ``fidelity`` is None for a full-fidelity trial.
+    the trial.
     """
 
     trial_number: int
     seed: int
     device: str = "cpu"
     threads: int = 1
-    fidelity: float | None = None
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     trial_dir: Path | None = None
     measure_before_training: bool = False
