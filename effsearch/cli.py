@@ -17,7 +17,6 @@ from effsearch.errors import ArgumentError, EffsearchError
 
 if TYPE_CHECKING:
     from effsearch.recipe.schema import Recipe
-    from effsearch.search.summary import RunSummary
     from effsearch.search.view import View
 
 app = typer.Typer(
@@ -169,12 +168,13 @@ def show(
 ) -> None:
     """Trials, Pareto set and hypervolume of a run."""
     from effsearch.api import load
+    from effsearch.report.results import print_summary
 
     result = load(run_dir)
     if as_json:
         typer.echo(json.dumps(result.summary.document(), indent=2))
         return
-    _print_summary(_out_console(), result.summary, run_dir)
+    print_summary(_out_console(), result.summary, run_dir)
 
 
 @app.command()
@@ -334,82 +334,46 @@ def _output(quiet: bool, events: bool) -> str:
     return "quiet" if quiet else "events" if events else "view"
 
 
-def _view(output: str, recipe: Recipe) -> tuple[View, Console]:
-    """The view ``run`` shows while it works, and the console it writes to."""
+def _view(output: str, recipe: Recipe) -> View:
+    """What ``run`` shows while it works and at its end."""
     from effsearch.report.live import EventView, LineView, LiveView, QuietView, terminal_console
 
     console = terminal_console()
     metric_names = [o.metric for o in recipe.objectives]
     if output == "events":
-        return EventView(console.file, metric_names), console
+        return EventView(console.file, metric_names)
     if output == "quiet":
-        return QuietView(), console
+        return QuietView(console)
     if console.is_terminal:
-        return LiveView(console, metric_names, recipe), console
-    return LineView(console, metric_names), console
+        return LiveView(console, metric_names, recipe)
+    return LineView(console, metric_names)
 
 
 def _execute(recipe: Recipe, run_dir: Path, resume: bool, output: str = "view") -> None:
     from effsearch import api
-    from effsearch.report.live import EventView
     from effsearch.search.rundir import RunDir
     from effsearch.search.storage import describe
 
-    view, console = _view(output, recipe)
-    starting = (
+    view = _view(output, recipe)
+    view.message(
         f"{'resuming' if resume and RunDir(run_dir).exists() else 'starting'} "
         f"{recipe.name!r} in {run_dir} (study: {describe(recipe.storage, run_dir)})"
     )
-    if output == "events":
-        view.message(starting)
-    elif output == "view":
-        console.print(starting, markup=False)
     result = api.run(recipe, run_dir=run_dir, resume=resume, view=view)
-    summary = result.summary
-    if output == "events":
-        assert isinstance(view, EventView)
-        view.emit(
-            "summary",
-            pareto=[t.number for t in summary.pareto],
-            hypervolume=summary.hypervolume,
-            counts=summary.counts,
-            interrupted=result.interrupted,
-        )
-    elif output == "quiet":
-        console.print(
-            f"{recipe.name}: {len(summary.trials)} trials, {len(summary.pareto)} on the Pareto "
-            f"set; effsearch show {run_dir}",
-            markup=False,
-        )
-    else:
-        _print_summary(console, summary, run_dir)
-    notices = _err_console() if output == "events" else console  # events: stdout is JSON only
+    # --events keeps stdout for JSON; notices go to stderr there
+    notices = _err_console() if output == "events" else _out_console()
     if result.interrupted:
         notices.print(
             f"interrupted; every finished trial is saved. Resume with: effsearch resume {run_dir}",
             markup=False,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
-    if not summary.counts.get("COMPLETE"):
+    if not result.summary.counts.get("COMPLETE"):
         notices.print(
             f"no trial completed; effsearch show {run_dir} lists why each one failed",
             markup=False,
         )
         raise typer.Exit(1)
-
-
-def _print_summary(console: Console, summary: RunSummary, run_dir: Path) -> None:
-    from effsearch.report import results
-
-    lines = results.summary_lines(summary)
-    console.print(lines[0], markup=False)
-    console.print(results.pareto_table(summary.recipe, summary.study))
-    for line in lines[1:]:
-        console.print(line, markup=False)
-    failures = results.failures_table(summary.study)
-    if failures is not None:
-        console.print(failures)
-    console.print(f"details: effsearch show {run_dir} --json", markup=False)
 
 
 def main() -> None:

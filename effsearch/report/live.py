@@ -24,7 +24,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from effsearch.report.results import format_value, pareto_table
+from effsearch.report.results import format_value, pareto_table, print_summary
+from effsearch.search.summary import RunSummary
 from effsearch.search.view import View
 
 
@@ -77,7 +78,10 @@ class LineView(View):
         self.console.print(f"{self._progress()} trial {number} {reason}")
 
     def message(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, markup=False)
+
+    def finished(self, summary: RunSummary, run_dir: Path, interrupted: bool) -> None:
+        print_summary(self.console, summary, run_dir)
 
 
 class LiveView(LineView):
@@ -154,7 +158,18 @@ class LiveView(LineView):
 
 
 class QuietView(View):
-    """Nothing while the search runs (``--quiet``); warnings still reach stderr."""
+    """Nothing while the search runs (``--quiet``), one line at the end; warnings still reach
+    stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def finished(self, summary: RunSummary, run_dir: Path, interrupted: bool) -> None:
+        self.console.print(
+            f"{summary.recipe.name}: {len(summary.trials)} trials, {len(summary.pareto)} on the "
+            f"Pareto set; effsearch show {run_dir}",
+            markup=False,
+        )
 
 
 class EventView(View):
@@ -200,3 +215,12 @@ class EventView(View):
 
     def stop(self) -> None:
         self.emit("end")
+
+    def finished(self, summary: RunSummary, run_dir: Path, interrupted: bool) -> None:
+        self.emit(
+            "summary",
+            pareto=[t.number for t in summary.pareto],
+            hypervolume=summary.hypervolume,
+            counts=summary.counts,
+            interrupted=interrupted,
+        )

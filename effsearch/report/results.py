@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from rich.console import Console
 from rich.table import Table
 
 from effsearch.objectives.metrics import unit_of
@@ -122,6 +124,19 @@ def constraint_lines(summary: RunSummary) -> list[str]:
             "size, params, FLOPs or untrained latency)"
         )
     return lines
+
+
+def print_summary(console: Console, summary: RunSummary, run_dir: Path) -> None:
+    """What ``show`` prints, and ``run`` at its end: counts, the Pareto set, the rest."""
+    lines = summary_lines(summary)
+    console.print(lines[0], markup=False)
+    console.print(pareto_table(summary.recipe, summary.study))
+    for line in lines[1:]:
+        console.print(line, markup=False)
+    failures = failures_table(summary.study)
+    if failures is not None:
+        console.print(failures)
+    console.print(f"details: effsearch show {run_dir} --json", markup=False)
 
 
 def failures_table(study: optuna.Study, limit: int = 10) -> Table | None:

@@ -11,7 +11,8 @@ Order of one search (``Runner.run``):
    criterion is met; poll the executor, answering each intermediate report with the
    scheduler's verdict; record each outcome (``tell.record``); update the view.
 4. On Ctrl-C/SIGTERM: cancel trials in flight, record them as interrupted and re-enqueue them.
-5. At the end, write ``pareto.json`` (every way of running a search leaves it).
+5. At the end, write ``pareto.json`` (every way of running a search leaves it) and hand
+   the run's summary to the view.
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ class Runner:
                         self._record(study, outcome, result, interrupted=True)
                 executor.close()
                 study.set_user_attr(records.STUDY_WALL_S, plan.wall.used_s())
-            RunSummary.from_study(recipe, study).write_pareto(self.run_dir)
+            summary = RunSummary.from_study(recipe, study)
+            summary.write_pareto(self.run_dir)
             result.interrupted = self._stop_signal is not None
+            self.view.finished(summary, self.run_dir.path, result.interrupted)
             return result
 
     # ------------------------------------------------------------------------- the loop

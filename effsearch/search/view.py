@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
+if TYPE_CHECKING:
+    from effsearch.search.summary import RunSummary
+
 
 class View:
-    """Receives the runner's events, in order: start, (trial_* | tick | message)*, stop."""
+    """Receives the runner's events, in order: start, (trial_* | tick | message)*, stop,
+    finished."""
 
     def start(self, study: optuna.Study, total: int | None, counted: int) -> None:
         """The loop starts; ``counted`` trials already count against ``total``."""
@@ -43,3 +47,6 @@ class View:
 
     def stop(self) -> None:
         """The loop ended."""
+
+    def finished(self, summary: RunSummary, run_dir: Path, interrupted: bool) -> None:
+        """The session ended: what the run holds now (``pareto.json`` is written)."""
