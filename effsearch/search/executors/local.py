@@ -12,7 +12,9 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -71,6 +73,29 @@ def _ask_driver(conn: Connection) -> OnReport:
     return ask
 
 
+@contextlib.contextmanager
+def _main_not_rerun() -> Iterator[None]:
+    """Start a worker without it importing the driver's ``__main__``.
+
+    multiprocessing's spawn re-runs the main script in every child, so a search started from a
+    user's script (``effsearch.run(...)`` at top level, without an ``if __name__ ==
+    "__main__"`` guard) would start itself again in each worker. Workers need nothing from
+    ``__main__`` (their target and jobs live in effsearch), so it is hidden while one starts.
+    """
+    main = sys.modules["__main__"]
+    had_file = hasattr(main, "__file__")
+    saved = getattr(main, "__file__", None), getattr(main, "__spec__", None)
+    if had_file:
+        del main.__file__
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        if had_file:
+            main.__file__ = saved[0]
+        main.__spec__ = saved[1]
+
+
 @dataclass
 class _Worker:
     process: BaseProcess
@@ -104,7 +129,8 @@ class LocalExecutor(Executor):
             process = self._context.Process(
                 target=_worker_main, args=(child, self.threads), daemon=True
             )
-            process.start()
+            with _main_not_rerun():
+                process.start()
         except OSError as exc:
             raise ExecutorError(f"cannot start a worker process: {exc}") from exc
         finally:
