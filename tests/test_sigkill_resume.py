@@ -48,10 +48,11 @@ class Scenario:
 
     def stopped(self) -> list[FrozenTrial]:
         """Trials cut short with a configuration: left RUNNING (SIGKILL) or failed as
-        interrupted (Ctrl-C). A kill between ask and suggest leaves one without: not re-run."""
+        interrupted (Ctrl-C). A kill between ask and the end of suggest leaves one without
+        (or with half of one): not re-run."""
         return [t for t in self.before if (t.state == TrialState.RUNNING
                 or t.user_attrs.get(records.INTERRUPTED))
-                and (t.params or t.system_attrs.get("fixed_params"))]
+                and (records.CONFIG in t.user_attrs or t.system_attrs.get("fixed_params"))]
 
 
 def effsearch_command() -> list[str]:

@@ -121,9 +121,11 @@ def recover(study: optuna.Study) -> int:
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for frozen in stale:
         trial = optuna.Trial(study, frozen._trial_id)
-        # A driver killed between ask and suggest leaves a trial with no configuration:
-        # nothing ran, so there is nothing to re-run (a queued one keeps its fixed params).
-        params = frozen.params or frozen.system_attrs.get("fixed_params", {})
+        # A driver killed between ask and the end of suggest leaves a trial with no (or half
+        # a) configuration: it never ran, so there is nothing to re-run. A queued trial keeps
+        # its fixed params; a sampled one has its configuration once CONFIG is recorded.
+        queued = frozen.system_attrs.get("fixed_params", {})
+        params = frozen.params if records.CONFIG in frozen.user_attrs else queued
         why = "re-run on resume" if params else "it had no configuration yet; not re-run"
         trial.set_user_attr(
             records.FAIL_REASON,
