@@ -13,11 +13,13 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
 from effsearch.errors import RecipeError
+from effsearch.models import surgery
+from effsearch.models.layouts import BERT
 from effsearch.objectives import meters
 from effsearch.recipe import load_recipe
 from effsearch.tasks.base import MeasureSettings, TrialContext
 from effsearch.tasks.hf_text import HFTextClassification
-from effsearch.transforms import peft, pruning, quantization, transformer_blocks
+from effsearch.transforms import peft, pruning, quantization
 
 HIDDEN, HEADS, LAYERS, FFN = 32, 4, 3, 64
 TINY_MEASURE = MeasureSettings(batch_size=4, warmup=1, repeats=3)
@@ -52,7 +54,7 @@ def logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tens
 def test_drop_top_layers_keeps_the_bottom_ones():
     model = tiny_bert()
     bottom = model.bert.encoder.layer[0]
-    assert transformer_blocks.drop_top_layers(model, 2) == 1
+    assert surgery.drop_top_layers(model, BERT, 2) == 1
     assert list(model.bert.encoder.layer) == [bottom]
     assert model.config.num_hidden_layers == 1
     assert logits(model, inputs()).shape == (2, 3)
@@ -60,12 +62,12 @@ def test_drop_top_layers_keeps_the_bottom_ones():
 
 def test_dropping_every_layer_keeps_one():
     model = tiny_bert()
-    assert transformer_blocks.drop_top_layers(model, 99) == 1
+    assert surgery.drop_top_layers(model, BERT, 99) == 1
 
 
 def test_prune_heads_removes_whole_heads_and_the_model_still_runs():
     model = tiny_bert()
-    removed = transformer_blocks.prune_heads(model, 0.5, HIDDEN // HEADS)
+    removed = surgery.prune_heads(model, BERT, 0.5)
     assert removed == LAYERS * HEADS // 2
     attention = model.bert.encoder.layer[0].attention
     assert attention.self.query.out_features == HIDDEN // 2
@@ -77,7 +79,7 @@ def test_prune_heads_removes_whole_heads_and_the_model_still_runs():
 def test_pruning_no_heads_changes_nothing():
     model = tiny_bert()
     before = logits(model, inputs())
-    transformer_blocks.prune_heads(model, 0.0, HIDDEN // HEADS)
+    surgery.prune_heads(model, BERT, 0.0)
     assert torch.equal(logits(model, inputs()), before)
 
 
@@ -93,23 +95,23 @@ def test_prune_heads_keeps_exactly_the_strongest_heads_outputs():
         layer.attention.self.key.weight.data[:head_size] = 0
         layer.attention.output.dense.weight.data[:, :head_size] = 0
     before = logits(model, inputs())
-    transformer_blocks.prune_heads(model, 0.25, head_size)
+    surgery.prune_heads(model, BERT, 0.25)
     assert torch.allclose(logits(model, inputs()), before, atol=1e-5)
 
 
 def test_prune_ffn_shrinks_the_intermediate_layer():
     model = tiny_bert()
     flops_before = meters.flops(model, inputs(1), batch_size=1)["flops"]
-    assert transformer_blocks.prune_ffn(model, 0.5) == LAYERS * FFN // 2
+    assert surgery.prune_ffn(model, BERT, 0.5) == LAYERS * FFN // 2
     layer = model.bert.encoder.layer[0]
     assert layer.intermediate.dense.out_features == FFN // 2
     assert layer.output.dense.in_features == FFN // 2
     assert meters.flops(model, inputs(1), batch_size=1)["flops"] < flops_before
 
 
-def test_a_model_without_bert_layers_is_a_clear_error():
-    with pytest.raises(Exception, match="no BERT-style encoder layers"):
-        transformer_blocks.find_encoder(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+def test_a_model_without_bert_blocks_is_a_clear_error():
+    with pytest.raises(Exception, match="has no bert blocks"):
+        surgery.find_blocks(torch.nn.Sequential(torch.nn.Linear(2, 2)), BERT)
 
 
 def test_two_of_four_mask_keeps_the_two_largest_of_every_four():
@@ -142,7 +144,7 @@ def test_adapter_trains_few_weights_and_merges_to_the_same_function(method):
     total = sum(p.numel() for p in model.parameters())
     config = {"method": method, "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention_mlp",
               "adapted_fraction": 1.0}
-    adapted = peft.apply(model, config, head="classifier")
+    adapted = peft.apply(model, config, BERT, head="classifier")
     assert 0 < adapted.trainable_params < 0.5 * total
     trainable = [p for p in adapted.model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(trainable, lr=0.5)
@@ -160,15 +162,15 @@ def test_adapted_fraction_places_adapters_in_the_top_layers_only():
     model = tiny_bert()
     config = {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
               "adapted_fraction": 0.3}
-    adapted = peft.apply(model, config, head="classifier")
+    adapted = peft.apply(model, config, BERT, head="classifier")
     names = [n for n, p in adapted.model.named_parameters() if p.requires_grad and "lora_" in n]
     assert names and all(".layer.2." in n for n in names)
 
 
 def test_head_only_and_full_fine_tuning_count_trainable_weights():
-    head = peft.apply(tiny_bert(), {"method": "head_only"}, head="classifier")
+    head = peft.apply(tiny_bert(), {"method": "head_only"}, BERT, head="classifier")
     assert head.trainable_params == HIDDEN * 3 + 3
-    full = peft.apply(tiny_bert(), {"method": "full"}, head="classifier")
+    full = peft.apply(tiny_bert(), {"method": "full"}, BERT, head="classifier")
     assert full.trainable_params == sum(p.numel() for p in tiny_bert().parameters())
 
 
@@ -363,7 +365,7 @@ def test_an_export_also_gets_the_trained_adapter_in_peft_format(local_model, tmp
 
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
     base = task._fresh_model()
-    transformer_blocks.drop_top_layers(base, 1)
+    surgery.drop_top_layers(base, BERT, 1)
     adapted = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
     batch = inputs()
     # the adapter on the base computes what the measured (merged) model computes

@@ -20,9 +20,9 @@ DROPOUT = KnobDecl.float(
 )
 TARGET = KnobDecl.choice(
     "target",
-    ("attention", "attention_mlp"),
+    ("attention", "attention_mlp", "mlp"),
     "attention",
-    "adapted modules: attention projections, or those and the FFN",
+    "adapted modules by role: attention projections, those and the FFN, or the FFN alone",
     when={"method": ADAPTERS},
 )
 ADAPTED_FRACTION = KnobDecl.float(

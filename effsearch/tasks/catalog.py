@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from effsearch.errors import TaskError
+from effsearch.models import layouts
 from effsearch.objectives.metrics import (
     EARLY_HARDWARE_METRICS,
     HARDWARE_METRICS,
@@ -95,6 +96,11 @@ def _check_text_options(options: Mapping[str, Any], recipe_dir: str) -> list[str
                 f"model {model!r}: {folder} is not a Hugging Face model folder (no "
                 "config.json); give a local folder (nothing is downloaded)"
             )
+        else:
+            try:
+                layouts.layout_of_folder(folder, kind="encoder")
+            except TaskError as exc:
+                problems.append(f"model {model!r}: {exc}")
     dataset = str(options.get("dataset", text_data.BBC_NEWS))
     if dataset != text_data.BBC_NEWS:
         path = Path(dataset) if Path(dataset).is_absolute() else Path(recipe_dir) / dataset

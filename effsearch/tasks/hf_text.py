@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from effsearch.errors import TaskError
+from effsearch.models import layouts, surgery
 from effsearch.objectives import meters
 from effsearch.tasks import catalog, text_data
 from effsearch.tasks.base import Config, Metrics, Task, TaskSpec, TrialContext
@@ -34,7 +35,7 @@ from effsearch.tasks.pipeline import (
     train_epochs,
     untrained_cost,
 )
-from effsearch.transforms import peft, pruning, quantization, transformer_blocks
+from effsearch.transforms import peft, pruning, quantization
 
 BUILTIN_MINILM = catalog.BUILTIN_MINILM
 HEAD_NAMES = ("classifier", "score")
@@ -89,7 +90,10 @@ class HFTextClassification(Task):
             raise TaskError(f"{type(self.pretrained).__name__} has no classifier head")
         self.head: str = head
         config = self.pretrained.config
-        self.head_size = config.hidden_size // config.num_attention_heads
+        try:
+            self.layout = layouts.layout_of_type(config.model_type, kind="encoder")
+        except TaskError as exc:
+            raise TaskError(f"model {model!r}: {exc}") from None
 
         def encode(texts: list[str]) -> dict[str, torch.Tensor]:
             encoded = tokenizer(
@@ -121,10 +125,10 @@ class HFTextClassification(Task):
         }
 
         model = self._fresh_model()
-        layers = transformer_blocks.drop_top_layers(
-            model, int(config.get("architecture", {}).get("drop_layers", 0))
+        layers = surgery.drop_top_layers(
+            model, self.layout, int(config.get("architecture", {}).get("drop_layers", 0))
         )
-        adapted = peft.apply(model, peft_cfg, self.head)
+        adapted = peft.apply(model, peft_cfg, self.layout, self.head)
         started = time.perf_counter()
         adapted.model.to(device)
         epochs = int(train_cfg["epochs"])
@@ -150,7 +154,7 @@ class HFTextClassification(Task):
             recover=recover,
             forward=lambda m, _dtype: lambda: m(**batch),
             one_input={k: v[:1].to(device) for k, v in self.test_inputs.items()},
-            head_size=self.head_size,
+            layout=self.layout,
         )
         metrics = compress_and_measure(model, config, ctx, work, started, loss)
         metrics["trainable_params"] = float(adapted.trainable_params)
@@ -190,10 +194,10 @@ class HFTextClassification(Task):
         """The pretrained model with the configuration's layers dropped and structure pruned
         (weights as pretrained: adapters merge into the same shapes)."""
         model = copy.deepcopy(self.pretrained).to(device).eval()
-        transformer_blocks.drop_top_layers(
-            model, int(config.get("architecture", {}).get("drop_layers", 0))
+        surgery.drop_top_layers(
+            model, self.layout, int(config.get("architecture", {}).get("drop_layers", 0))
         )
-        pruning.apply(model, config.get("pruning", {}), head_size=self.head_size)
+        pruning.apply(model, config.get("pruning", {}), layout=self.layout)
         return pruning.finalize(model)
 
     def _fresh_model(self) -> nn.Module:

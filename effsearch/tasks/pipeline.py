@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -19,6 +19,9 @@ from effsearch.objectives import meters
 from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
 from effsearch.tasks.base import Config, TrialContext
 from effsearch.transforms import pruning, quantization
+
+if TYPE_CHECKING:
+    from effsearch.models.layouts import Layout
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Workload:
     recover: Callable[[nn.Module, int], float]
     forward: Callable[[nn.Module, torch.dtype], Callable[[], Any]]
     one_input: Any  # one example (a tensor, or a dict of keyword tensors) for FLOPs and pruning
-    head_size: int | None = None
+    layout: Layout | None = None
 
 
 def untrained_cost(forward: Callable[[], Any], ctx: TrialContext) -> dict[str, float]:
@@ -112,7 +115,7 @@ def compress_and_measure(
     prune_cfg = config.get("pruning", {})
     model.eval()
     parent = work.predict(model, torch.float32)
-    pruning.apply(model, prune_cfg, work.one_input, work.head_size)
+    pruning.apply(model, prune_cfg, work.one_input, work.layout)
     recovery_epochs = int(prune_cfg.get("finetune_epochs", 0))
     if recovery_epochs:
         loss = work.recover(model, recovery_epochs)

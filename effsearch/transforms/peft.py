@@ -15,8 +15,9 @@ from typing import Any
 
 from torch import nn
 
+from effsearch.models import surgery
+from effsearch.models.layouts import Layout
 from effsearch.spaces.peft import METHOD
-from effsearch.transforms import transformer_blocks
 
 
 @dataclass(frozen=True)
@@ -27,25 +28,29 @@ class Adapted:
     trainable_params: int
 
 
-def apply(model: nn.Module, config: Mapping[str, Any], head: str) -> Adapted:
-    """Wrap ``model`` for fine-tuning as the peft knobs say; ``head`` names the task head."""
+def apply(model: nn.Module, config: Mapping[str, Any], layout: Layout, head: str | None) -> Adapted:
+    """Wrap ``model`` for fine-tuning as the peft knobs say. ``layout`` says where its blocks
+    are; ``head`` names a task head that always trains (None: the model has none to train)."""
     method = config.get("method", "lora")
     if method == "full":
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         return Adapted(model, _trainable(model))
     if method == "head_only":
+        if head is None:
+            raise ValueError("peft.method head_only needs a task head; this model has none")
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name.startswith(f"{head}."))
         return Adapted(model, _trainable(model))
     import peft
 
-    layers = len(transformer_blocks.find_encoder(model))
-    adapted = max(1, math.ceil(float(config.get("adapted_fraction", 1.0)) * layers))
-    targets = transformer_blocks.attention_modules(
-        model, list(range(layers - adapted, layers)), config.get("target") == "attention_mlp"
-    )
-    common: dict[str, Any] = {"target_modules": targets, "modules_to_save": [head]}
+    blocks = surgery.find_blocks(model, layout)
+    adapted = max(1, math.ceil(float(config.get("adapted_fraction", 1.0)) * len(blocks)))
+    chosen = list(range(len(blocks) - adapted, len(blocks)))
+    targets = surgery.peft_targets(model, layout, config.get("target", "attention"), chosen)
+    common: dict[str, Any] = {"target_modules": targets}
+    if head is not None:
+        common["modules_to_save"] = [head]
     rank = int(config.get("r", 8))
     # peft annotates alpha as int but only ever computes alpha / r; a float alpha is exact.
     alpha: Any = float(config.get("alpha", 16.0))
@@ -59,12 +64,8 @@ def apply(model: nn.Module, config: Mapping[str, Any], head: str) -> Adapted:
     elif method == "lokr":
         peft_config = peft.LoKrConfig(r=rank, alpha=alpha, module_dropout=dropout, **common)
     elif method == "ia3":
-        ffn = [
-            t
-            for t in targets
-            if t.endswith(transformer_blocks.FFN_OUT)
-            and not t.endswith(transformer_blocks.ATTN_OUT)
-        ]
+        ffn = [f"{blocks.path}.{i}.{layout.ffn_out}" for i in chosen]
+        ffn = [name for name in ffn if name in targets]
         peft_config = peft.IA3Config(feedforward_modules=ffn, **common)
     else:
         raise ValueError(f"peft.method must be one of {', '.join(METHOD.choices)}; got {method!r}")

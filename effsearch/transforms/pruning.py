@@ -5,8 +5,9 @@
   sparse-stored ``size_mb`` do).
 - ``channel`` (CNNs) removes whole output channels/units ranked by L1 norm with torch-pruning,
   which also shrinks every layer that consumes them.
-- ``heads``, ``ffn``, ``heads_ffn`` (BERT-style transformers) remove attention heads and/or FFN
-  neurons (``transformer_blocks``): size, FLOPs and latency shrink.
+- ``heads``, ``ffn``, ``heads_ffn`` (transformers) remove attention heads and/or FFN
+  neurons (``effsearch.models.surgery``, any supported architecture): size, FLOPs and
+  latency shrink.
 - ``semi_structured_24`` (CUDA) keeps the 2 largest of every 4 weights of each encoder Linear
   and runs them as 2:4 sparse tensors (needs bf16/fp16 weights).
 The output layer (last Linear) is never pruned.
@@ -15,13 +16,16 @@ The output layer (last Linear) is never pruned.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from effsearch.spaces.pruning import PRUNING_METHODS
+
+if TYPE_CHECKING:
+    from effsearch.models.layouts import Layout
 
 _PRUNABLE = (nn.Conv2d, nn.Linear)
 
@@ -30,15 +34,16 @@ def apply(
     model: nn.Module,
     config: Mapping[str, Any],
     example_input: Any = None,
-    head_size: int | None = None,
+    layout: Layout | None = None,
 ) -> nn.Module:
     """Prune ``model`` in place as the active pruning knobs say and return it.
 
     Magnitude and 2:4 pruning stay re-parametrised (a mask per layer) so that a recovery
     fine-tune keeps the pruned weights at zero; call :func:`finalize` before measuring or
-    saving. ``example_input`` (channel) and ``head_size`` (heads) describe the model.
+    saving. ``example_input`` (channel) and ``layout`` (heads, ffn: where the model keeps its
+    attention and FFN) describe the model.
     """
-    from effsearch.transforms import transformer_blocks
+    from effsearch.models import surgery
 
     method = config.get("method", "none")
     sparsity = float(config.get("sparsity", 0.0))
@@ -55,12 +60,14 @@ def apply(
                 torch_prune.custom_from_mask(module, "weight", _two_of_four(module.weight))
     elif method == "channel":
         _prune_channels(model, sparsity, example_input)
+    if method in ("heads", "ffn", "heads_ffn") and layout is None:
+        raise ValueError(f"pruning.method {method} needs the model's layout (a transformer)")
     if method in ("heads", "heads_ffn"):
-        if head_size is None:
-            raise ValueError("pruning.method heads needs the model's attention head size")
-        transformer_blocks.prune_heads(model, sparsity, head_size)
+        assert layout is not None
+        surgery.prune_heads(model, layout, sparsity)
     if method in ("ffn", "heads_ffn"):
-        transformer_blocks.prune_ffn(model, sparsity)
+        assert layout is not None
+        surgery.prune_ffn(model, layout, sparsity)
     return model
 
 
