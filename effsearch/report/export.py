@@ -121,7 +121,7 @@ def export(
             f"--out {out}: cannot make that folder ({exc.strerror or exc}); give a writable path"
         ) from None
     try:
-        rebuilt, artifact, example, notes = _rebuild(recipe, chosen.number, config, out)
+        rebuilt, artifact, example, notes = _rebuild(run_dir, recipe, chosen.number, config, out)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # it was new or empty: leave nothing half-done
         raise
@@ -214,7 +214,7 @@ def _metric(trial: FrozenTrial, metric: str) -> float:
 
 
 def _rebuild(
-    recipe: Recipe, number: int, config: dict[str, Any], out: Path
+    run_dir: RunDir, recipe: Recipe, number: int, config: dict[str, Any], out: Path
 ) -> tuple[dict[str, float], Any, Any, list[str]]:
     """Run the trial's configuration again, in this process, the way a worker runs a trial
     (``run_trial``: the same metric checks, memory cap and device slots); the task writes
@@ -223,7 +223,7 @@ def _rebuild(
     from effsearch.search.trial import run_trial
 
     with tempfile.TemporaryDirectory() as scratch:
-        job = trial_job(recipe, number, config, Path(scratch), export_dir=out)
+        job = trial_job(recipe, number, config, run_dir.path, Path(scratch), export_dir=out)
         outcome = run_trial(job)
     if not outcome.ok:
         raise TaskError(f"rebuilding trial {number} failed: {outcome.reason}")

@@ -9,7 +9,7 @@ never asks which executor or task it has.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,8 @@ class Plan:
     def start_executor(self) -> Executor:
         return self.executor_class.from_execution(self.recipe.execution)
 
-    def job(self, number: int, config: Any, trial_dir: Path) -> TrialJob:
-        return trial_job(self.recipe, number, config, trial_dir)
+    def job(self, number: int, config: Any, run_dir: Path) -> TrialJob:
+        return trial_job(self.recipe, number, config, run_dir)
 
     @property
     def sampler_shares_device(self) -> bool:
@@ -68,15 +68,22 @@ def build(recipe: Recipe, study: optuna.Study) -> Plan:
 
 
 def trial_job(
-    recipe: Recipe, number: int, config: Any, trial_dir: Path, export_dir: Path | None = None
+    recipe: Recipe,
+    number: int,
+    config: Any,
+    run_dir: Path,
+    trial_dir: Path | None = None,
+    export_dir: Path | None = None,
 ) -> TrialJob:
     """The job of trial ``number`` as the recipe says; every caller builds jobs here (workers'
-    trials and ``effsearch export``'s rebuild alike)."""
+    trials and ``effsearch export``'s rebuild alike). ``trial_dir`` defaults to the run
+    directory's ``trials/<number>``; the task may cache what it builds once in ``cache/``."""
     execution = recipe.execution
+    trial_dir = trial_dir if trial_dir is not None else run_dir / "trials" / str(number)
     return TrialJob(
         number=number,
         config=config,
-        task=recipe.task_spec,
+        task=replace(recipe.task_spec, cache_dir=str(Path(run_dir).resolve() / "cache")),
         seed=recipe.seed,
         threads=execution.threads_per_trial,
         measure=recipe.measure_settings,

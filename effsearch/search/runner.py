@@ -166,7 +166,7 @@ class Runner:
         trial_dir.mkdir(parents=True, exist_ok=True)
         self._pending[trial.number] = trial
         self._launched[trial.number] = time.monotonic()
-        executor.submit(plan.job(trial.number, config, trial_dir))
+        executor.submit(plan.job(trial.number, config, self.run_dir.path))
         self.view.trial_started(trial.number, config)
 
     def _running_s(self) -> list[float]:

@@ -117,6 +117,9 @@ class TaskSpec:
     entrypoint: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     recipe_dir: str = "."
+    cache_dir: str | None = None
+    """Where a task may keep what it builds once per run (a trained base model): the run
+    directory's ``cache/``; None outside a run."""
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,136 @@ HF_TEXT_CLASSIFICATION = TaskInfo(
     check_options=_check_text_options,
 )
 
-BUILTIN_TASKS = (DIGITS_CNN, HF_TEXT_CLASSIFICATION)
+BUILTIN_DECODER = "builtin:bbc-llama"
+
+
+def resolve_decoder_dir(model: str, recipe_dir: str, cache_dir: str | None) -> Path:
+    """The folder of a causal-lm ``model``; ``builtin:bbc-llama`` is trained into the cache
+    the first time (``tasks/lm_builtin.py``)."""
+    if model == BUILTIN_DECODER:
+        from effsearch.tasks import lm_builtin
+
+        cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "effsearch"
+        return lm_builtin.folder(cache)
+    path = Path(model)
+    return path if path.is_absolute() else Path(recipe_dir) / path
+
+
+def _check_decoder_options(options: Mapping[str, Any], recipe_dir: str) -> list[str]:
+    problems = []
+    model = str(options.get("model", BUILTIN_DECODER))
+    if model != BUILTIN_DECODER:
+        folder = resolve_decoder_dir(model, recipe_dir, None)
+        try:
+            layouts.layout_of_folder(folder, kind="decoder")
+        except TaskError as exc:
+            problems.append(f"model {model!r}: {exc}")
+    dataset = str(options.get("dataset", text_data.BBC_NEWS))
+    if dataset != text_data.BBC_NEWS:
+        path = Path(dataset) if Path(dataset).is_absolute() else Path(recipe_dir) / dataset
+        if not path.is_file():
+            problems.append(
+                f"dataset {dataset!r}: no such file ({path}); use {text_data.BBC_NEWS} or a "
+                ".jsonl/.csv/.txt file"
+            )
+        elif path.suffix not in (".jsonl", ".json", ".csv", ".txt"):
+            problems.append(f"dataset {dataset!r}: use a .jsonl, .csv or .txt file")
+    for key in ("max_length", "prompt_tokens", "decode_tokens", "train_samples", "test_samples"):
+        value = options.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            problems.append(f"{key} must be a whole number >= 1 (got {value!r})")
+    return problems
+
+
+CAUSAL_LM = TaskInfo(
+    name="causal-lm",
+    summary="Adapt (PEFT) and compress a decoder LM; perplexity, prefill and decode speed.",
+    implementation="effsearch.tasks.causal_lm:CausalLM",
+    families={
+        "architecture": (architecture.DROP_LAYERS,),
+        "peft": (
+            peft.METHOD.restrict("lora", "dora", "ia3", "loha", "lokr", "full"),
+            *peft.KNOBS[1:],
+        ),
+        "training": (
+            KnobDecl.float("lr", 1e-6, 1.0, 1e-3, "AdamW learning rate"),
+            KnobDecl.int("epochs", 1, 100, 1, "passes over the training texts"),
+            KnobDecl.int("batch_size", 1, 512, 16, "training mini-batch size (sequences)"),
+        ),
+        "pruning": pruning.knobs("magnitude", "heads", "ffn", "heads_ffn"),
+        "quantization": (
+            quantization.SCHEME.restrict(
+                "none", "bf16", "fp16", "int8_dynamic", "int8_weight_only", "int4_weight_only"
+            ),
+        ),
+    },
+    metrics=(
+        MetricInfo("perplexity", "exp of the mean next-token loss on the held-out texts"),
+        MetricInfo("perplexity_unquantized", "perplexity before quantization"),
+        MetricInfo("perplexity_parent", "perplexity of the adapted, uncompressed model"),
+        MetricInfo(
+            "agreement",
+            "share of held-out next tokens predicted as the uncompressed parent did",
+            "maximize",
+        ),
+        MetricInfo(
+            "accuracy",
+            "held-out texts whose label the model finds likeliest (data with labels)",
+            "maximize",
+        ),
+        MetricInfo("prefill_ms", "time to the first token for a measure batch of prompts"),
+        MetricInfo(
+            "decode_tokens_per_s",
+            "greedy decoding with the KV cache, tokens per second",
+            "maximize",
+        ),
+        MetricInfo("decode_ms_per_token", "time per decoding step of the measure batch"),
+        MetricInfo("peak_memory_mb", "peak memory while generating (KV cache included)"),
+        MetricInfo(
+            "peak_rss_mb",
+            "peak resident memory of the process while generating",
+            "minimize",
+            ("cpu",),
+        ),
+        MetricInfo(
+            "gpu_peak_memory_mb",
+            "peak CUDA memory allocated while generating",
+            "minimize",
+            ("cuda",),
+        ),
+        MetricInfo("params", "parameters of the deployed model"),
+        MetricInfo("nonzero_params", "parameters that are not zero"),
+        MetricInfo("size_mb", "serialized deployed model; sparse layers stored as CSR if smaller"),
+        MetricInfo("size_dense_mb", "serialized deployed model with every tensor stored dense"),
+        MetricInfo("trainable_params", "parameters updated by fine-tuning"),
+        MetricInfo("decoder_layers", "decoder blocks in the deployed model"),
+        MetricInfo("train_time_s", "fine-tuning plus recovery time"),
+        MetricInfo("final_train_loss", "mean training loss in the last epoch"),
+        MetricInfo("measure_wait_s", "time spent waiting for other trials to leave the device"),
+        MetricInfo("torch_threads", "torch intra-op threads while timing"),
+    ),
+    options=(
+        "model",
+        "dataset",
+        "text_column",
+        "label_column",
+        "max_length",
+        "train_samples",
+        "test_samples",
+        "prompt_tokens",
+        "decode_tokens",
+    ),
+    baseline={
+        "architecture": {"drop_layers": 0},
+        "peft": {"method": "lora"},
+        **UNCOMPRESSED,
+    },
+    check_options=_check_decoder_options,
+)
+
+BUILTIN_TASKS = (DIGITS_CNN, HF_TEXT_CLASSIFICATION, CAUSAL_LM)
 
 for _info in BUILTIN_TASKS:
     register("task", _info.name)(_info)

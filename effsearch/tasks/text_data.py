@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,55 @@ def _bbc_news() -> tuple[list[str], list[int], tuple[str, ...]]:
     return texts, labels, names
 
 
-def _read_file(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+def load_corpus(
+    source: str,
+    recipe_dir: str,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    held_out_fraction: float = 0.25,
+    train_samples: int | None = None,
+    test_samples: int | None = None,
+) -> TextData:
+    """Texts for language modelling, split at random with a fixed seed; labels are kept when
+    the data has them (``builtin:bbc-news``; a file with ``label_column``), else empty.
+
+    ``source``: ``builtin:bbc-news``, a ``.csv``/``.jsonl`` file with ``text_column``, or a
+    ``.txt`` file (paragraphs separated by blank lines)."""
+    if source == BBC_NEWS:
+        texts, labels, names = _bbc_news()
+    else:
+        path = Path(source) if Path(source).is_absolute() else Path(recipe_dir) / source
+        raw: list[str] = []
+        if path.suffix == ".txt":
+            texts = _read_paragraphs(path)
+        else:
+            texts, raw = _read_file(path, text_column, label_column, labels_optional=True)
+        names = tuple(sorted({str(label) for label in raw}))
+        labels = [names.index(str(label)) for label in raw]
+    if len(texts) < 4:
+        raise TaskError(f"dataset {source!r} has {len(texts)} texts; a split needs 4 or more")
+    order = random.Random(SPLIT_SEED).sample(range(len(texts)), len(texts))
+    held_out = max(1, round(held_out_fraction * len(texts)))
+    test, train = order[:held_out][:test_samples], order[held_out:][:train_samples]
+    pick = (lambda rows: [labels[i] for i in rows]) if labels else (lambda rows: [])
+    return TextData(
+        [texts[i] for i in train], pick(train), [texts[i] for i in test], pick(test), names
+    )
+
+
+def _read_paragraphs(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskError(f"cannot read dataset {path}: {exc}") from exc
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
+def _read_file(
+    path: Path, text_column: str, label_column: str | None, labels_optional: bool = False
+) -> tuple[list[str], list[str]]:
+    """Texts and labels of a .csv/.jsonl file; with ``labels_optional`` a missing label
+    column gives no labels instead of an error."""
     if not path.is_file():
         raise TaskError(f"dataset file {path} does not exist")
     rows: list[dict[str, object]]
@@ -96,19 +145,25 @@ def _read_file(path: Path, text_column: str, label_column: str) -> tuple[list[st
             with path.open(encoding="utf-8") as handle:
                 rows = [json.loads(line) for line in handle if line.strip()]
         else:
-            raise TaskError(f"dataset {path}: use a .csv or .jsonl file (got {path.suffix!r})")
+            raise TaskError(
+                f"dataset {path}: use a .csv, .jsonl{' or .txt' if labels_optional else ''} "
+                f"file (got {path.suffix!r})"
+            )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
         raise TaskError(f"cannot read dataset {path}: {exc}") from exc
     if not rows:
         raise TaskError(f"dataset {path} has no rows")
+    if labels_optional and (label_column is None or label_column not in rows[0]):
+        label_column = None
     for column in (text_column, label_column):
-        if column not in rows[0]:
+        if column is not None and column not in rows[0]:
             columns = ", ".join(map(str, rows[0]))
             raise TaskError(
                 f"dataset {path} has no column {column!r} (columns: {columns}); "
                 "set task.options.text_column / label_column"
             )
-    return [str(row[text_column]) for row in rows], [str(row[label_column]) for row in rows]
+    texts = [str(row[text_column]) for row in rows]
+    return texts, [str(row[label_column]) for row in rows] if label_column else []
 
 
 def _subsample(

@@ -1,0 +1,295 @@
+"""Built-in task ``causal-lm``: adapt and compress a decoder language model, measure its decode.
+
+Options (``task.options``): ``model`` (a local Hugging Face decoder folder: Llama, Qwen2,
+Mistral, GPT-2 or OPT layouts; or ``builtin:bbc-llama``, see ``lm_builtin``), ``dataset``
+(``builtin:bbc-news``, or a .jsonl/.csv file with ``text_column`` and optional
+``label_column``, or a .txt file of paragraphs), ``max_length`` (tokens per training and
+held-out text), ``train_samples``/``test_samples``, ``prompt_tokens`` and ``decode_tokens``
+(the timed generation). Nothing is downloaded.
+
+One trial: copy the pretrained model -> drop top blocks -> adapt (PEFT or full fine-tune) on
+next-token loss -> merge adapters -> next-token predictions and perplexity of this
+uncompressed parent -> prune heads / FFN / weights (+ optional recovery) -> quantize ->
+perplexity, next-token agreement with the parent (and label accuracy when the data has labels:
+the label whose name the model finds likeliest after the text) -> prefill time of a
+``measure.batch_size`` x ``prompt_tokens`` prompt, greedy decoding of ``decode_tokens`` tokens
+with the KV cache (tokens/s), peak memory while decoding (the KV cache included), size, params.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import statistics
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from effsearch.errors import TaskError
+from effsearch.models import layouts, surgery
+from effsearch.objectives import meters
+from effsearch.tasks import catalog, lm_builtin, text_data
+from effsearch.tasks.base import Config, Metrics, Task, TaskSpec, TrialContext
+from effsearch.transforms import peft, pruning, quantization
+
+EVAL_BATCH = 16
+RECOVERY_LR_SCALE = 0.05
+
+
+class CausalLM(Task):
+    """Causal language modelling on a decoder (see the module docstring)."""
+
+    info = catalog.CAUSAL_LM
+
+    def __init__(
+        self,
+        model: str = lm_builtin.NAME,
+        dataset: str = text_data.BBC_NEWS,
+        text_column: str = "text",
+        label_column: str | None = "label",
+        max_length: int = 64,
+        train_samples: int | None = 400,
+        test_samples: int | None = 100,
+        prompt_tokens: int = 32,
+        decode_tokens: int = 32,
+        recipe_dir: str = ".",
+        cache_dir: str | None = None,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        folder = catalog.resolve_decoder_dir(model, recipe_dir, cache_dir)
+        self.layout = layouts.layout_of_folder(folder, kind="decoder")
+        self.data = text_data.load_corpus(
+            dataset,
+            recipe_dir,
+            text_column,
+            label_column,
+            train_samples=train_samples,
+            test_samples=test_samples,
+        )
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.pretrained = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise TaskError(f"cannot load model {model!r} from {folder}: {exc}") from exc
+        self.pretrained.eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.prompt_tokens = prompt_tokens
+        self.decode_tokens = decode_tokens
+        self.train_chunks = self._chunks(self.data.train_texts, max_length)
+        self.test_ids, self.test_mask = self._padded(self.data.test_texts, max_length)
+        self.prompt = self._prompt(prompt_tokens)
+
+    @classmethod
+    def create(cls, spec: TaskSpec) -> Task:
+        return cls(**dict(spec.options), recipe_dir=spec.recipe_dir, cache_dir=spec.cache_dir)
+
+    # ------------------------------------------------------------------------------- a trial
+    def run(self, config: Config, ctx: TrialContext) -> Metrics:
+        torch.manual_seed(ctx.seed)
+        device = torch.device(ctx.device)
+        train_cfg = {
+            d.name: config.get("training", {}).get(d.name, d.default)
+            for d in catalog.CAUSAL_LM.families["training"]
+        }
+        model: nn.Module = copy.deepcopy(self.pretrained)
+        surgery.drop_top_layers(
+            model, self.layout, int(config.get("architecture", {}).get("drop_layers", 0))
+        )
+        model = model.to(device)
+        started = time.perf_counter()
+        adapted = peft.apply(model, config.get("peft", {"method": "lora"}), self.layout, None)
+        loss = self._train(adapted.model, train_cfg, int(train_cfg["epochs"]), ctx, 0)
+        model = peft.merge(adapted.model).eval()
+
+        parent_nll, parent_next = self._evaluate(model, device)
+        prune_cfg = config.get("pruning", {})
+        pruning.apply(model, prune_cfg, layout=self.layout)
+        recovery = int(prune_cfg.get("finetune_epochs", 0))
+        if recovery:
+            for parameter in model.parameters():
+                parameter.requires_grad_(True)
+            recover_cfg = {**train_cfg, "lr": float(train_cfg["lr"]) * RECOVERY_LR_SCALE}
+            loss = self._train(model, recover_cfg, recovery, ctx, int(train_cfg["epochs"]))
+        pruning.finalize(model)
+        model.eval()
+        metrics: dict[str, float] = {
+            "train_time_s": time.perf_counter() - started,
+            "final_train_loss": loss,
+            "trainable_params": float(adapted.trainable_params),
+            "decoder_layers": float(len(surgery.find_blocks(model, self.layout))),
+        }
+        metrics |= meters.params(model)
+        metrics["perplexity_unquantized"] = math.exp(self._evaluate(model, device)[0])
+
+        quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
+        if quantized.note:
+            ctx.note(quantized.note)
+        nll, next_tokens = self._evaluate(quantized.model, device)
+        metrics["perplexity"] = math.exp(nll)
+        metrics["perplexity_parent"] = math.exp(parent_nll)
+        metrics["agreement"] = meters.agreement(next_tokens, parent_next)
+        if self.data.label_names:
+            metrics["accuracy"] = self._label_accuracy(quantized.model, device)
+        metrics |= self._measure_generation(quantized.model, ctx)
+        metrics |= meters.size(quantized.model, sparse=True)
+        ctx.artifact, ctx.example_input = quantized, {"input_ids": self.prompt[:1]}
+        return metrics
+
+    # ------------------------------------------------------------------------------- pieces
+    def _chunks(self, texts: list[str], length: int) -> torch.Tensor:
+        """The training texts as one token stream cut into ``length``-token rows."""
+        ids: list[int] = []
+        for text in texts:
+            ids += self.tokenizer(text)["input_ids"] + [self.tokenizer.eos_token_id]
+        rows = max(1, len(ids) // length)
+        ids = (ids * math.ceil(rows * length / max(1, len(ids))))[: rows * length]
+        return torch.tensor(ids).reshape(rows, length)
+
+    def _padded(self, texts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = self.tokenizer(
+            texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt"
+        )
+        return encoded["input_ids"], encoded["attention_mask"]
+
+    def _prompt(self, length: int) -> torch.Tensor:
+        """One held-out text's first ``length`` tokens (repeated to the measure batch later)."""
+        ids: list[int] = []
+        for text in self.data.test_texts:
+            ids += self.tokenizer(text)["input_ids"]
+            if len(ids) >= length:
+                break
+        if len(ids) < length:
+            raise TaskError(f"the held-out texts hold fewer than prompt_tokens={length} tokens")
+        return torch.tensor([ids[:length]])
+
+    def _train(
+        self, model: nn.Module, cfg: Mapping[str, Any], epochs: int, ctx: TrialContext, first: int
+    ) -> float:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if not trainable or epochs <= 0:
+            return float("nan")
+        optimizer = torch.optim.AdamW(trainable, lr=float(cfg["lr"]))
+        generator = torch.Generator().manual_seed(ctx.seed)
+        device = torch.device(ctx.device)
+        batch_size = int(cfg["batch_size"])
+        mean = float("nan")
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(self.train_chunks), generator=generator)
+            total, seen = 0.0, 0
+            for start in range(0, len(order), batch_size):
+                batch = self.train_chunks[order[start : start + batch_size]].to(device)
+                with ctx.compute_slot():
+                    optimizer.zero_grad()
+                    loss = model(input_ids=batch, labels=batch).loss
+                    loss.backward()
+                    optimizer.step()
+                total += loss.item() * len(batch)
+                seen += len(batch)
+            mean = total / seen
+            model.eval()
+            nll, _ = self._evaluate(model, device)
+            ctx.report(first + epoch + 1, {"train_loss": mean, "perplexity": math.exp(nll)})
+        return mean
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.test_ids), EVAL_BATCH):
+            yield (
+                self.test_ids[start : start + EVAL_BATCH],
+                self.test_mask[start : start + EVAL_BATCH],
+            )
+
+    def _evaluate(self, model: nn.Module, device: torch.device) -> tuple[float, torch.Tensor]:
+        """Mean next-token negative log-likelihood on the held-out texts, and the predicted
+        next token at every real position (flattened, for agreement)."""
+        total, count, predicted = 0.0, 0, []
+        with torch.inference_mode():
+            for ids, mask in self._batches():
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                logits = logits[:, :-1].float()
+                target, real = ids[:, 1:].to(device), mask[:, 1:].bool().to(device)
+                nll = nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
+                )
+                total += float(nll[real.reshape(-1)].sum())
+                count += int(real.sum())
+                predicted.append(logits.argmax(-1)[real].cpu())
+        return total / max(1, count), torch.cat(predicted)
+
+    def _label_accuracy(self, model: nn.Module, device: torch.device) -> float:
+        """Held-out texts whose label name the model finds likeliest as the next words."""
+        names = [f" {name}" for name in self.data.label_names]
+        label_ids = [self.tokenizer(name)["input_ids"] for name in names]
+        right = 0
+        with torch.inference_mode():
+            for text_ids, mask, label in zip(
+                self.test_ids, self.test_mask, self.data.test_labels, strict=True
+            ):
+                context = text_ids[mask.bool()][-(self.test_ids.shape[1] // 2) :]
+                scores = []
+                for candidate in label_ids:
+                    ids = torch.cat([context, torch.tensor(candidate)])[None].to(device)
+                    logits = model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+                    logp = torch.log_softmax(logits, -1)
+                    scores.append(float(logp.gather(1, ids[0, len(context) :, None]).mean()))
+                right += int(max(range(len(scores)), key=scores.__getitem__) == label)
+        return right / len(self.data.test_labels)
+
+    def _measure_generation(self, model: nn.Module, ctx: TrialContext) -> dict[str, float]:
+        """Prefill and greedy decode with the KV cache, timed alone on the device."""
+        device = torch.device(ctx.device)
+        prompt = self.prompt.repeat(ctx.measure.batch_size, 1).to(device)
+        steps = self.decode_tokens
+
+        def generate() -> tuple[float, float]:
+            began = time.perf_counter()
+            out = model(input_ids=prompt, use_cache=True)
+            _sync(device)
+            prefilled = time.perf_counter()
+            past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            for _ in range(steps):
+                out = model(input_ids=token, past_key_values=past, use_cache=True)
+                past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            _sync(device)
+            return prefilled - began, time.perf_counter() - prefilled
+
+        waited = time.perf_counter()
+        with ctx.measure_slot(), torch.inference_mode():
+            waited = time.perf_counter() - waited
+            for _ in range(ctx.measure.warmup):
+                generate()
+            prefill, decode = zip(*(generate() for _ in range(ctx.measure.repeats)), strict=True)
+            memory = meters.peak_memory(generate, ctx.device)
+        peak = memory.get("peak_rss_mb", memory.get("gpu_peak_memory_mb"))
+        decode_s = statistics.median(decode)
+        metrics = {
+            "prefill_ms": statistics.median(prefill) * 1000,
+            "decode_tokens_per_s": ctx.measure.batch_size * steps / decode_s,
+            "decode_ms_per_token": decode_s * 1000 / steps,
+            "measure_wait_s": waited,
+            "torch_threads": float(torch.get_num_threads()),
+            **memory,
+        }
+        if peak is not None:
+            metrics["peak_memory_mb"] = peak
+        ctx.note(
+            f"decode: greedy, KV cache, batch {ctx.measure.batch_size}, prompt "
+            f"{self.prompt_tokens} tokens, {steps} new tokens; median of "
+            f"{ctx.measure.repeats} after {ctx.measure.warmup} warm-up runs (torch eager)"
+        )
+        return metrics
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
