@@ -19,6 +19,7 @@ with the KV cache (tokens/s), peak memory while decoding (the KV cache included)
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 import statistics
@@ -251,15 +252,22 @@ class CausalLM(Task):
         prompt = self.prompt.repeat(ctx.measure.batch_size, 1).to(device)
         steps = self.decode_tokens
 
+        # transformers 5.24 renamed the KV-cache argument and output field to ``cache``
+        cache_name = (
+            "cache"
+            if "cache" in inspect.signature(model.forward).parameters
+            else ("past_key_values")
+        )
+
         def generate() -> tuple[float, float]:
             began = time.perf_counter()
             out = model(input_ids=prompt, use_cache=True)
             _sync(device)
             prefilled = time.perf_counter()
-            past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
             for _ in range(steps):
-                out = model(input_ids=token, past_key_values=past, use_cache=True)
-                past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+                token = out.logits[:, -1].argmax(-1, keepdim=True)
+                kv = getattr(out, "cache", None) or out.past_key_values
+                out = model(input_ids=token, use_cache=True, **{cache_name: kv})
             _sync(device)
             return prefilled - began, time.perf_counter() - prefilled
 

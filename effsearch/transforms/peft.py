@@ -57,7 +57,12 @@ def apply(model: nn.Module, config: Mapping[str, Any], layout: Layout, head: str
     dropout = float(config.get("dropout", 0.0))
     if method in ("lora", "dora"):
         peft_config: Any = peft.LoraConfig(
-            r=rank, lora_alpha=alpha, lora_dropout=dropout, use_dora=method == "dora", **common
+            r=rank,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
+            use_dora=method == "dora",
+            fan_in_fan_out=layout.conv1d,  # GPT-2's Conv1D stores weights in x out
+            **common,
         )
     elif method == "loha":
         peft_config = peft.LoHaConfig(r=rank, alpha=alpha, module_dropout=dropout, **common)
