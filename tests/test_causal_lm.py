@@ -146,3 +146,45 @@ def test_an_encoder_folder_is_not_a_decoder(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "'bert' is not a supported decoder architecture" in result.output
+
+
+@pytest.mark.slow
+def test_plain_text_without_labels_gives_no_accuracy(tmp_path: Path) -> None:
+    model = decoder_folder(tmp_path, "llama")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(t["text"] for t in texts(30)))
+    path = recipe(tmp_path, model, trials=2)
+    document = yaml.safe_load(path.read_text())
+    document["task"]["options"]["dataset"] = str(corpus)
+    path.write_text(yaml.safe_dump(document))
+
+    result = effsearch.run(path, run_dir=tmp_path / "run")
+
+    assert [t.state for t in result.trials] == ["COMPLETE"] * 2
+    assert all("accuracy" not in t.metrics and t.metrics["perplexity"] > 1
+               for t in result.trials)
+
+
+@pytest.mark.slow
+def test_the_builtin_decoder_is_a_llama_trained_once_and_cached(tmp_path: Path) -> None:
+    """builtin:bbc-llama: no PyPI package ships a small pretrained decoder, so it is trained
+    here on BBC News (training side only) and kept in the cache for every later trial."""
+    import time
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from effsearch.models import layouts
+    from effsearch.tasks import lm_builtin
+
+    folder = lm_builtin.folder(tmp_path)
+    record = json.loads((folder / "effsearch-training.json").read_text())
+    started = time.perf_counter()
+    again = lm_builtin.folder(tmp_path)
+
+    assert again == folder and time.perf_counter() - started < 1.0  # cached: not trained again
+    assert layouts.layout_of_folder(folder).family == "llama"
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA
+    assert len(tokenizer) == model.config.vocab_size
+    assert record["final_loss"] < 7.0  # it learnt something (uniform would be ln 2048 = 7.6)

@@ -20,3 +20,7 @@ def scaled(base: int, width_mult: float, minimum: int = 2) -> int:
 DROP_LAYERS = KnobDecl.int(
     "drop_layers", 0, 48, 0, "top encoder layers removed (layer dropping)", log_ok=False
 )
+
+RESOLUTION = KnobDecl.int(
+    "resolution", 8, 1024, 32, "input image side in pixels (trained and measured at it)"
+)

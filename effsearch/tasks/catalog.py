@@ -7,6 +7,7 @@ these under their names.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -276,7 +277,67 @@ CAUSAL_LM = TaskInfo(
     check_options=_check_decoder_options,
 )
 
-BUILTIN_TASKS = (DIGITS_CNN, HF_TEXT_CLASSIFICATION, CAUSAL_LM)
+
+def _check_image_options(options: Mapping[str, Any], recipe_dir: str) -> list[str]:
+    problems = []
+    for key in ("model", "dataset"):
+        if not isinstance(options.get(key), str):
+            problems.append(f"{key} is required (got {options.get(key)!r})")
+    model = options.get("model")
+    if isinstance(model, str):
+        if model.startswith("torchvision:"):
+            if importlib.util.find_spec("torchvision") is None:
+                problems.append(f"model {model!r} needs torchvision, which is not installed")
+        else:
+            from effsearch.tasks.entrypoint import load_entrypoint
+
+            try:
+                load_entrypoint(model, recipe_dir)
+            except TaskError as exc:
+                problems.append(f"model {model!r}: {exc}")
+    dataset = options.get("dataset")
+    if isinstance(dataset, str):
+        folder = Path(dataset) if Path(dataset).is_absolute() else Path(recipe_dir) / dataset
+        classes = [p for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+        if len(classes) < 2:
+            problems.append(
+                f"dataset {dataset!r}: {folder} must be a folder with one subfolder of images "
+                f"per class, 2 or more (found {len(classes)})"
+            )
+    weights = options.get("weights")
+    if weights is not None:
+        path = Path(str(weights))
+        path = path if path.is_absolute() else Path(recipe_dir) / path
+        if not path.is_file():
+            problems.append(f"weights {weights!r}: no such file ({path})")
+    return problems
+
+
+IMAGE_CLASSIFICATION = TaskInfo(
+    name="image-classification",
+    summary="Your own vision model (module:function) on an image folder; resolution a knob.",
+    implementation="effsearch.tasks.image_classification:ImageClassification",
+    families={
+        "architecture": (architecture.RESOLUTION,),
+        "training": training.KNOBS,
+        "pruning": pruning.knobs("magnitude", "channel"),
+        "quantization": (
+            quantization.SCHEME.restrict(
+                "none", "bf16", "int8_dynamic", "int8_dynamic_fbgemm", "int8_weight_only"
+            ),
+        ),
+    },
+    metrics=(
+        MetricInfo("accuracy", "fraction of held-out images classified right", "maximize"),
+        MetricInfo("resolution", "input image side in pixels"),
+        *PIPELINE_METRICS,
+    ),
+    options=("model", "dataset", "weights", "image_size", "train_samples", "test_samples"),
+    baseline=UNCOMPRESSED,
+    check_options=_check_image_options,
+)
+
+BUILTIN_TASKS = (DIGITS_CNN, HF_TEXT_CLASSIFICATION, CAUSAL_LM, IMAGE_CLASSIFICATION)
 
 for _info in BUILTIN_TASKS:
     register("task", _info.name)(_info)
