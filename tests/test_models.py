@@ -201,3 +201,32 @@ def test_an_unknown_architecture_is_named_with_the_supported_ones(tmp_path: Path
 
     assert "'mamba'" in str(info.value)
     assert "llama" in str(info.value) and "gpt2" in str(info.value)
+
+
+def test_peft_targets_by_explicit_names_match_the_end_of_module_names() -> None:
+    model = tiny("llama")
+    layout = layouts.layout_of_type("llama")
+
+    targets = surgery.peft_targets(model, layout, "modules:q_proj,mlp.down_proj", [2])
+
+    assert targets == ["model.layers.2.self_attn.q_proj", "model.layers.2.mlp.down_proj"]
+    with pytest.raises(TaskError, match="no module named 'c_attn' in a llama block"):
+        surgery.peft_targets(model, layout, "modules:c_attn", [2])
+
+
+def test_a_recipe_may_name_peft_modules_but_not_nonsense(tmp_path: Path) -> None:
+    from effsearch.errors import RecipeError
+    from effsearch.recipe import load_recipe
+
+    def recipe(target: str) -> Path:
+        path = tmp_path / "r.yaml"
+        path.write_text(
+            "name: t\ntask: {builtin: causal-lm}\n"
+            f"space: {{peft: {{target: {{choice: [attention, '{target}']}}}}}}\n"
+            "objectives: [{metric: perplexity, direction: minimize}]\nbudget: {trials: 2}\n"
+        )
+        return path
+
+    assert load_recipe(recipe("modules:q_proj,v_proj")).space.searched
+    with pytest.raises(RecipeError, match="'everything' is not a choice of peft.target"):
+        load_recipe(recipe("everything"))

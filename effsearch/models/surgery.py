@@ -144,17 +144,28 @@ def prune_ffn(model: nn.Module, layout: Layout, fraction: float) -> int:
 def peft_targets(
     model: nn.Module, layout: Layout, role: str, layer_indices: list[int]
 ) -> list[str]:
-    """Full names of the modules PEFT adapts: ``role`` is ``attention``, ``mlp`` or
-    ``attention_mlp``, in the given blocks."""
+    """Full names of the modules PEFT adapts in the given blocks: ``role`` is ``attention``,
+    ``mlp``, ``attention_mlp``, or ``modules:NAME,NAME`` (names inside a block, matched as the
+    whole name or its last parts: ``q_proj`` or ``self_attn.q_proj``)."""
+    blocks = find_blocks(model, layout)
     parts: tuple[str, ...] = ()
+    if role.startswith("modules:"):
+        inside = [n for n, m in blocks.layers[0].named_modules() if n and not list(m.children())]
+        for wanted in role.removeprefix("modules:").split(","):
+            found = tuple(n for n in inside if n == wanted or n.endswith(f".{wanted}"))
+            if not found:
+                raise TaskError(
+                    f"peft.target {role!r}: no module named {wanted!r} in a {layout.family} "
+                    f"block; its modules: {', '.join(inside)}"
+                )
+            parts += found
     if role in ("attention", "attention_mlp"):
         parts += layout.projections
     if role in ("mlp", "attention_mlp"):
         parts += (*layout.ffn_in, layout.ffn_out)
     if not parts:
         raise ValueError(f"peft target must be attention, mlp or attention_mlp (got {role!r})")
-    blocks = find_blocks(model, layout)
-    return [f"{blocks.path}.{i}.{part}" for i in layer_indices for part in parts]
+    return [f"{blocks.path}.{i}.{part}" for i in layer_indices for part in dict.fromkeys(parts)]
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -198,8 +198,8 @@ def _fixed_knob(
 
 def _outside_domain(decl: KnobDecl, value: Any) -> str:
     if decl.kind == "choice":
-        if value not in decl.choices:
-            options = ", ".join(map(str, decl.choices))
+        if not decl.accepts(value):
+            options = decl.choices_text()
             hint = did_you_mean(str(value), map(str, decl.choices))
             return f"must be one of {options} (got {shown(value)}).{hint}".rstrip(".")
         return ""
@@ -311,13 +311,13 @@ def _parse_choice(
             )
             return None
     if decl is not None:
-        wrong = [v for v in values if v not in decl.choices]
+        wrong = [v for v in values if not decl.accepts(v)]
         if wrong:
             hint = did_you_mean(str(wrong[0]), map(str, decl.choices))
             out.add(
                 path,
                 f"{shown(wrong[0])} is not a choice of {path[1]}.{path[2]}.{hint} "
-                f"Choices: {', '.join(map(str, decl.choices))}",
+                f"Choices: {decl.choices_text()}",
             )
             return None
     return CategoricalDistribution(values)

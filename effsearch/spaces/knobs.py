@@ -12,6 +12,7 @@ Three layers:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -50,6 +51,21 @@ class KnobDecl:
     log_ok: bool = True
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     devices: Mapping[Any, tuple[str, ...]] = field(default_factory=dict)
+    open_choice: str = ""
+    """A pattern (regular expression) of further text values a choice knob accepts, and what
+    they mean, after ``|``: ``"modules:.+|modules:NAME,NAME (explicit module names)"``."""
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is one of the choices, or text the open pattern matches."""
+        if value in self.choices:
+            return True
+        pattern = self.open_choice.split("|", 1)[0]
+        return bool(pattern) and isinstance(value, str) and re.fullmatch(pattern, value) is not None
+
+    def choices_text(self) -> str:
+        """``a, b, c`` (and what the open pattern accepts, if any)."""
+        text = ", ".join(map(str, self.choices))
+        return f"{text}, or {self.open_choice.split('|', 1)[-1]}" if self.open_choice else text
 
     def runs_on(self, value: Any, device: str) -> bool:
         """Whether choice ``value`` can run on ``device`` (``cpu``, ``cuda:1``, ...)."""
@@ -85,12 +101,15 @@ class KnobDecl:
 
     def domain_text(self) -> str:
         if self.kind == "choice":
-            return "one of " + ", ".join(
+            text = "one of " + ", ".join(
                 f"{c} [{'/'.join(self.devices[c])} only]"
                 if c in self.devices and len(self.devices[c]) == 1
                 else str(c)
                 for c in self.choices
             )
+            if self.open_choice:
+                text += f", or {self.open_choice.split('|', 1)[-1]}"
+            return text
         return f"{self.kind} in [{self.low}, {self.high}]"
 
 

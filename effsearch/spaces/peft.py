@@ -22,8 +22,9 @@ TARGET = KnobDecl.choice(
     "target",
     ("attention", "attention_mlp", "mlp"),
     "attention",
-    "adapted modules by role: attention projections, those and the FFN, or the FFN alone",
+    "adapted modules, by role (attention projections, those and the FFN, the FFN) or by name",
     when={"method": ADAPTERS},
+    open_choice=r"modules:[\w.]+(,[\w.]+)*|modules:NAME,NAME (module names inside a block)",
 )
 ADAPTED_FRACTION = KnobDecl.float(
     "adapted_fraction",
