@@ -228,5 +228,5 @@ def test_a_recipe_may_name_peft_modules_but_not_nonsense(tmp_path: Path) -> None
         return path
 
     assert load_recipe(recipe("modules:q_proj,v_proj")).space.searched
-    with pytest.raises(RecipeError, match="'everything' is not a choice of peft.target"):
+    with pytest.raises(RecipeError, match=r"'everything' is not a choice of peft\.target"):
         load_recipe(recipe("everything"))
