@@ -80,7 +80,7 @@ def recipe(folder: Path, model: Path, trials: int = 6, **changes: Any) -> Path:
             "test_samples": 8, "prompt_tokens": 8, "decode_tokens": 8}},
         "space": {
             "architecture": {"drop_layers": {"int": [0, 2]}},
-            "peft": {"method": "lora", "r": {"int": [2, 8]},
+            "peft": {"method": {"choice": ["lora", "qlora"]}, "r": {"int": [2, 8]},
                      "target": {"choice": ["attention", "mlp", "attention_mlp"]}},
             "training": {"lr": 1e-3, "epochs": 1, "batch_size": 8},
             "pruning": {"method": {"choice": ["none", "heads", "ffn", "heads_ffn"]},
@@ -123,6 +123,7 @@ def test_one_recipe_searches_every_family_jointly_and_records_the_promised_metri
     assert len(sizes) > 1 and min(layers) < 3
     baseline = result.trials[0]
     assert baseline.metrics["agreement"] == 1.0  # uncompressed: predicts as its parent
+    assert {t.params["peft"]["method"] for t in result.trials} == {"lora", "qlora"}
 
 
 def test_a_model_of_an_unknown_architecture_is_refused_by_validate(tmp_path: Path) -> None:

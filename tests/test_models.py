@@ -230,3 +230,25 @@ def test_a_recipe_may_name_peft_modules_but_not_nonsense(tmp_path: Path) -> None
     assert load_recipe(recipe("modules:q_proj,v_proj")).space.searched
     with pytest.raises(RecipeError, match=r"'everything' is not a choice of peft\.target"):
         load_recipe(recipe("everything"))
+
+
+def test_qlora_trains_on_an_int8_base_and_merges_into_float_weights() -> None:
+    from effsearch.transforms import peft as adapting
+
+    model = tiny("llama")
+    layout = layouts.layout_of_type("llama")
+    adapted = adapting.apply(model, {"method": "qlora", "r": 2, "target": "attention"}, layout,
+                             None)
+    q_proj = adapted.model.base_model.model.model.layers[0].self_attn.q_proj
+    assert type(q_proj.base_layer.weight).__name__.startswith("Int8")  # a quantized base
+    optimizer = torch.optim.AdamW([p for p in adapted.model.parameters() if p.requires_grad])
+    loss = adapted.model(input_ids=IDS, labels=IDS).loss
+    loss.backward()
+    optimizer.step()
+    trained = output(adapted.model)
+
+    merged = adapting.merge(adapted.model)
+
+    assert isinstance(merged.model.layers[0].self_attn.q_proj.weight, nn.Parameter)
+    assert merged.model.layers[0].self_attn.q_proj.weight.dtype == torch.float32
+    assert torch.allclose(output(merged), trained, atol=1e-4)  # the merge keeps the function

@@ -1,12 +1,12 @@
 """PEFT knobs: adapter method, rank, scaling, targets and placement (how they apply:
-effsearch.transforms.peft)."""
+effsearch.transforms.peft). ``qlora`` trains LoRA on an int8 weight-only base (QLoRA-style)."""
 
 from __future__ import annotations
 
 from effsearch.spaces.knobs import KnobDecl
 
-ADAPTERS = ("lora", "dora", "ia3", "loha", "lokr")
-RANKED = ("lora", "dora", "loha", "lokr")
+ADAPTERS = ("lora", "dora", "ia3", "loha", "lokr", "qlora")
+RANKED = ("lora", "dora", "loha", "lokr", "qlora")
 
 METHOD = KnobDecl.choice(
     "method", (*ADAPTERS, "head_only", "full"), "lora", "how the pretrained weights are adapted"

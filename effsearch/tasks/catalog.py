@@ -198,7 +198,7 @@ CAUSAL_LM = TaskInfo(
     families={
         "architecture": (architecture.DROP_LAYERS,),
         "peft": (
-            peft.METHOD.restrict("lora", "dora", "ia3", "loha", "lokr", "full"),
+            peft.METHOD.restrict("lora", "dora", "ia3", "loha", "lokr", "qlora", "full"),
             *peft.KNOBS[1:],
         ),
         "training": (

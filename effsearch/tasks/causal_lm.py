@@ -109,6 +109,8 @@ class CausalLM(Task):
         model = model.to(device)
         started = time.perf_counter()
         adapted = peft.apply(model, config.get("peft", {"method": "lora"}), self.layout, None)
+        if adapted.note:
+            ctx.note(adapted.note)
         loss = self._train(adapted.model, train_cfg, int(train_cfg["epochs"]), ctx, 0)
         model = peft.merge(adapted.model).eval()
 

@@ -129,6 +129,8 @@ class HFTextClassification(Task):
             model, self.layout, int(config.get("architecture", {}).get("drop_layers", 0))
         )
         adapted = peft.apply(model, peft_cfg, self.layout, self.head)
+        if adapted.note:
+            ctx.note(adapted.note)
         started = time.perf_counter()
         adapted.model.to(device)
         epochs = int(train_cfg["epochs"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,24 +72,13 @@ def _torch_ao_dynamic(model: nn.Module) -> nn.Module:
 def _torchao(model: nn.Module, scheme: str) -> Quantized:
     try:
         with _quiet():
-            from torchao.quantization import (
-                Int4WeightOnlyConfig,
-                Int8DynamicActivationInt8WeightConfig,
-                Int8WeightOnlyConfig,
-                quantize_,
-            )
+            import torchao.quantization  # noqa: F401 - only whether it is there
     except ImportError:
         if scheme != "int8_dynamic":
             raise
         note = "int8_dynamic: torchao is not installed; used torch.ao quantize_dynamic"
         return Quantized(_torch_ao_dynamic(model), torch.float32, note)
-    configs = {
-        "int8_dynamic": Int8DynamicActivationInt8WeightConfig,
-        "int8_weight_only": Int8WeightOnlyConfig,
-        "int4_weight_only": Int4WeightOnlyConfig,
-    }
-    with _quiet():
-        quantize_(model, configs[scheme]())
+    torchao_quantize(model, scheme)
     if scheme == "int4_weight_only":
         from effsearch.transforms.pruning import contiguous_inputs
 
@@ -97,6 +86,34 @@ def _torchao(model: nn.Module, scheme: str) -> Quantized:
             if isinstance(module, nn.Linear):
                 contiguous_inputs(module)
     return Quantized(model, torch.float32, f"{scheme}: torchao quantize_, Linear layers only")
+
+
+def torchao_quantize(
+    model: nn.Module, scheme: str, only: Callable[[nn.Module, str], bool] | None = None
+) -> None:
+    """torchao's ``quantize_`` with the scheme's config, on every Linear (or those ``only``
+    accepts: ``only(module, full name)``)."""
+    with _quiet():
+        from torchao.quantization import (
+            Int4WeightOnlyConfig,
+            Int8DynamicActivationInt8WeightConfig,
+            Int8WeightOnlyConfig,
+            quantize_,
+        )
+
+        configs = {
+            "int8_dynamic": Int8DynamicActivationInt8WeightConfig,
+            "int8_weight_only": Int8WeightOnlyConfig,
+            "int4_weight_only": Int4WeightOnlyConfig,
+        }
+        if only is None:
+            quantize_(model, configs[scheme]())
+        else:
+            quantize_(
+                model,
+                configs[scheme](),
+                filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and only(m, fqn),
+            )
 
 
 def safe_load_globals() -> list[type]:
