@@ -252,3 +252,22 @@ def test_qlora_trains_on_an_int8_base_and_merges_into_float_weights() -> None:
     assert isinstance(merged.model.layers[0].self_attn.q_proj.weight, nn.Parameter)
     assert merged.model.layers[0].self_attn.q_proj.weight.dtype == torch.float32
     assert torch.allclose(output(merged), trained, atol=1e-4)  # the merge keeps the function
+
+
+@pytest.mark.parametrize("model_type", ALL)
+def test_embeddings_and_heads_are_found_by_role(model_type: str) -> None:
+    model = tiny(model_type)
+    layout = layouts.layout_of_type(model_type)
+
+    embeddings = surgery.part(model, layout, "embeddings")
+    head = surgery.part(model, layout, "head")
+
+    assert embeddings and all(
+        isinstance(model.get_submodule(n), nn.Embedding) or "embed_positions" in n
+        for n in embeddings
+    )
+    if layout.kind == "decoder":
+        assert head == ["lm_head"]
+        assert model.get_submodule("lm_head").out_features == VOCAB
+    else:
+        assert head == []

@@ -44,6 +44,10 @@ class Layout:
     config_layers: str
     config_heads: str
     config_ffn: str
+    embeddings: tuple[str, ...]
+    """Token (and position) embedding tables, as name endings (the model's top varies)."""
+    head: str | None
+    """The output head's name ending (a decoder's ``lm_head``); None for bare encoders."""
     config_kv_heads: str | None = None
     fused_qkv: str | None = None
     """GPT-2's one Conv1D that computes query, key and value side by side."""
@@ -76,6 +80,8 @@ BERT = Layout(
     config_layers="num_hidden_layers",
     config_heads="num_attention_heads",
     config_ffn="intermediate_size",
+    embeddings=("embeddings.word_embeddings", "embeddings.position_embeddings"),
+    head=None,
 )
 DISTILBERT = Layout(
     family="distilbert",
@@ -92,6 +98,8 @@ DISTILBERT = Layout(
     config_layers="n_layers",
     config_heads="n_heads",
     config_ffn="hidden_dim",
+    embeddings=("embeddings.word_embeddings", "embeddings.position_embeddings"),
+    head=None,
 )
 LLAMA = Layout(
     family="llama",
@@ -110,6 +118,8 @@ LLAMA = Layout(
     config_kv_heads="num_key_value_heads",
     config_ffn="intermediate_size",
     config_keeps_head_size=True,
+    embeddings=("embed_tokens",),
+    head="lm_head",
 )
 GPT2 = Layout(
     family="gpt2",
@@ -128,6 +138,8 @@ GPT2 = Layout(
     config_heads="n_head",
     config_ffn="n_inner",
     conv1d=True,
+    embeddings=("wte", "wpe"),
+    head="lm_head",
 )
 OPT = Layout(
     family="opt",
@@ -144,6 +156,8 @@ OPT = Layout(
     config_layers="num_hidden_layers",
     config_heads="num_attention_heads",
     config_ffn="ffn_dim",
+    embeddings=("embed_tokens", "embed_positions"),
+    head="lm_head",
 )
 
 LAYOUTS: tuple[Layout, ...] = (BERT, DISTILBERT, LLAMA, GPT2, OPT)

@@ -45,6 +45,18 @@ def find_blocks(model: nn.Module, layout: Layout) -> Blocks:
     )
 
 
+def part(model: nn.Module, layout: Layout, role: str) -> list[str]:
+    """Full names of the modules of a role outside the blocks: ``embeddings`` or ``head``."""
+    endings = layout.embeddings if role == "embeddings" else (layout.head,) if layout.head else ()
+    if role not in ("embeddings", "head"):
+        raise ValueError(f"role must be embeddings or head (got {role!r})")
+    return [
+        name
+        for name, _ in model.named_modules()
+        if any(name == e or name.endswith(f".{e}") for e in endings if e)
+    ]
+
+
 def drop_top_layers(model: nn.Module, layout: Layout, count: int) -> int:
     """Remove the top ``count`` blocks (keeping at least one); return how many remain."""
     blocks = find_blocks(model, layout)
