@@ -23,6 +23,7 @@ from effsearch.search.early_stopping import Scheduler
 from effsearch.search.executors.base import Executor, TrialJob
 from effsearch.search.optimizers import Choice
 from effsearch.search.records import STUDY_WALL_S
+from effsearch.search.rundir import RunDir
 from effsearch.search.study import attach_sampler
 from effsearch.spaces.baseline import baseline_params
 from effsearch.tasks import task_info
@@ -79,7 +80,7 @@ def trial_job(
     trials and ``effsearch export``'s rebuild alike). ``trial_dir`` defaults to the run
     directory's ``trials/<number>``; the task may cache what it builds once in ``cache/``."""
     execution = recipe.execution
-    trial_dir = trial_dir if trial_dir is not None else run_dir / "trials" / str(number)
+    trial_dir = trial_dir if trial_dir is not None else RunDir(run_dir).trial_dir(number)
     return TrialJob(
         number=number,
         config=config,
