@@ -250,54 +250,70 @@ class CausalLM(Task):
 
     def _measure_generation(self, model: nn.Module, ctx: TrialContext) -> dict[str, float]:
         """Prefill and greedy decode with the KV cache, timed alone on the device."""
-        device = torch.device(ctx.device)
-        prompt = self.prompt.repeat(ctx.measure.batch_size, 1).to(device)
-        steps = self.decode_tokens
-
-        # transformers 5.24 renamed the KV-cache argument and output field to ``cache``
-        cache_name = (
-            "cache"
-            if "cache" in inspect.signature(model.forward).parameters
-            else ("past_key_values")
-        )
-
-        def generate() -> tuple[float, float]:
-            began = time.perf_counter()
-            out = model(input_ids=prompt, use_cache=True)
-            _sync(device)
-            prefilled = time.perf_counter()
-            for _ in range(steps):
-                token = out.logits[:, -1].argmax(-1, keepdim=True)
-                kv = getattr(out, "cache", None) or out.past_key_values
-                out = model(input_ids=token, use_cache=True, **{cache_name: kv})
-            _sync(device)
-            return prefilled - began, time.perf_counter() - prefilled
-
+        prompt = self.prompt.repeat(ctx.measure.batch_size, 1)
         waited = time.perf_counter()
-        with ctx.measure_slot(), torch.inference_mode():
+        with ctx.measure_slot():
             waited = time.perf_counter() - waited
-            for _ in range(ctx.measure.warmup):
-                generate()
-            prefill, decode = zip(*(generate() for _ in range(ctx.measure.repeats)), strict=True)
-            memory = meters.peak_memory(generate, ctx.device)
-        peak = memory.get("peak_rss_mb", memory.get("gpu_peak_memory_mb"))
-        decode_s = statistics.median(decode)
-        metrics = {
-            "prefill_ms": statistics.median(prefill) * 1000,
-            "decode_tokens_per_s": ctx.measure.batch_size * steps / decode_s,
-            "decode_ms_per_token": decode_s * 1000 / steps,
-            "measure_wait_s": waited,
-            "torch_threads": float(torch.get_num_threads()),
-            **memory,
-        }
-        if peak is not None:
-            metrics["peak_memory_mb"] = peak
+            metrics = time_generation(
+                model,
+                prompt,
+                self.decode_tokens,
+                ctx.measure.warmup,
+                ctx.measure.repeats,
+                ctx.device,
+            )
         ctx.note(
             f"decode: greedy, KV cache, batch {ctx.measure.batch_size}, prompt "
-            f"{self.prompt_tokens} tokens, {steps} new tokens; median of "
+            f"{self.prompt_tokens} tokens, {self.decode_tokens} new tokens; median of "
             f"{ctx.measure.repeats} after {ctx.measure.warmup} warm-up runs (torch eager)"
         )
-        return metrics
+        return metrics | {"measure_wait_s": waited}
+
+
+def time_generation(
+    model: nn.Module, prompt: torch.Tensor, steps: int, warmup: int, repeats: int, device: str
+) -> dict[str, float]:
+    """Prefill time and greedy decode speed with the KV cache, and peak memory while decoding.
+
+    ``prompt``: ``batch x prompt_tokens`` token ids. Medians of ``repeats`` runs after
+    ``warmup``; CUDA work is synchronised before each clock read. The caller holds the device.
+    """
+    where = torch.device(device)
+    prompt = prompt.to(where)
+    # transformers 5.24 renamed the KV-cache argument and output field to ``cache``
+    cache_name = (
+        "cache" if "cache" in inspect.signature(model.forward).parameters else ("past_key_values")
+    )
+
+    def generate() -> tuple[float, float]:
+        began = time.perf_counter()
+        out = model(input_ids=prompt, use_cache=True)
+        _sync(where)
+        prefilled = time.perf_counter()
+        for _ in range(steps):
+            token = out.logits[:, -1].argmax(-1, keepdim=True)
+            kv = getattr(out, "cache", None) or out.past_key_values
+            out = model(input_ids=token, use_cache=True, **{cache_name: kv})
+        _sync(where)
+        return prefilled - began, time.perf_counter() - prefilled
+
+    with torch.inference_mode():
+        for _ in range(warmup):
+            generate()
+        prefill, decode = zip(*(generate() for _ in range(repeats)), strict=True)
+        memory = meters.peak_memory(generate, device)
+    decode_s = statistics.median(decode)
+    metrics = {
+        "prefill_ms": statistics.median(prefill) * 1000,
+        "decode_tokens_per_s": len(prompt) * steps / decode_s,
+        "decode_ms_per_token": decode_s * 1000 / steps,
+        "torch_threads": float(torch.get_num_threads()),
+        **memory,
+    }
+    peak = memory.get("peak_rss_mb", memory.get("gpu_peak_memory_mb"))
+    if peak is not None:
+        metrics["peak_memory_mb"] = peak
+    return metrics
 
 
 def _sync(device: torch.device) -> None:
