@@ -184,3 +184,19 @@ def test_precheck_gives_cost_metrics_before_training_and_times_only_when_asked(t
     trained, _ = run(task, **config)
     assert untimed["size_mb"] == pytest.approx(trained["size_mb"])
     assert untimed["params"] == trained["params"]
+
+
+def test_peak_memory_tells_a_small_model_from_a_big_one() -> None:
+    """The model's own memory, not the process's: weights plus activations."""
+    from effsearch.objectives import meters
+    from effsearch.tasks.digits_cnn import build_model
+
+    batch = torch.randn(64, 1, 8, 8)
+    small, big = build_model(0.125, 1).eval(), build_model(1.0, 3).eval()
+
+    small_mb = meters.peak_memory(lambda: small(batch), "cpu", small)["peak_memory_mb"]
+    big_mb = meters.peak_memory(lambda: big(batch), "cpu", big)["peak_memory_mb"]
+
+    weights_mb = meters.size(big)["size_mb"]
+    assert big_mb > weights_mb  # activations on top of the weights
+    assert big_mb > 2 * small_mb

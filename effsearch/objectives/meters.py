@@ -129,29 +129,63 @@ def _nvml_energy_j(forward: Callable[[], Any], repeats: int, device: str) -> flo
         return None
 
 
-def peak_memory(forward: Callable[[], Any], device: str) -> dict[str, float]:
+def peak_memory(
+    forward: Callable[[], Any], device: str, model: nn.Module | None = None
+) -> dict[str, float]:
     """Peak memory while running ``forward()`` once.
 
-    CPU: the process's peak resident set (``VmHWM`` after a reset through
-    ``/proc/self/clear_refs``), so it includes the runtime and the weights, not only
-    activations. CUDA: ``torch.cuda.max_memory_allocated`` (tensors only).
+    ``peak_memory_mb`` is what the model itself takes: on CUDA ``max_memory_allocated`` (its
+    weights and activations on the device, a KV cache included); on the CPU the bytes of its
+    weights (its state dict, as stored in memory) plus the peak of the tensors ``forward``
+    holds at once (torch's profiler follows every allocation and free). The process's figure,
+    runtime and libraries included, is ``process_peak_rss_mb`` (``VmHWM`` after a reset
+    through ``/proc/self/clear_refs``); it barely tells models apart.
     """
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
         with torch.inference_mode():
             forward()
         torch.cuda.synchronize(device)
-        return {"gpu_peak_memory_mb": torch.cuda.max_memory_allocated(device) / 1e6}
+        peak = torch.cuda.max_memory_allocated(device) / 1e6
+        return {"peak_memory_mb": peak, "gpu_peak_memory_mb": peak}
+    metrics: dict[str, float] = {}
+    if model is not None:
+        weights_mb = _serialized_mb(model.state_dict())
+        metrics["peak_memory_mb"] = weights_mb + _peak_tensor_bytes(forward) / 1e6
     try:
         _CLEAR_REFS.write_text("5")
     except OSError:
-        return {}
+        return metrics
     with torch.inference_mode():
         forward()
     for line in _STATUS.read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return {"peak_rss_mb": int(line.split()[1]) * 1024 / 1e6}
-    return {}
+            metrics["process_peak_rss_mb"] = int(line.split()[1]) * 1024 / 1e6
+    return metrics
+
+
+def _peak_tensor_bytes(forward: Callable[[], Any]) -> float:
+    """The most bytes of CPU tensors ``forward()`` allocates and holds at one time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    # no_grad, not inference_mode: torchao's quantized tensors under the profiler in
+    # inference mode fail ("Cannot set version_counter for inference tensor")
+    with (
+        warnings.catch_warnings(),
+        torch.no_grad(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
+        warnings.simplefilter("ignore")
+        forward()
+    events = sorted(
+        (e for e in prof.events() if e.self_cpu_memory_usage),
+        key=lambda e: (e.time_range.start, e.id),
+    )
+    held = peak = 0
+    for event in events:
+        held += event.self_cpu_memory_usage
+        peak = max(peak, held)
+    return float(peak)
 
 
 def params(model: nn.Module) -> dict[str, float]:
@@ -286,7 +320,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 def measure_model(
-    forward: Callable[[], Any], batch_size: int, ctx: TrialContext
+    forward: Callable[[], Any], batch_size: int, ctx: TrialContext, model: nn.Module | None = None
 ) -> dict[str, float]:
     """Latency, throughput, energy and peak memory of ``forward()``, timed alone on the device.
 
@@ -301,7 +335,7 @@ def measure_model(
             forward, metrics["latency_ms"], ctx.measure.repeats, ctx.device, ctx.threads
         )
         metrics |= used
-        metrics |= peak_memory(forward, ctx.device)
+        metrics |= peak_memory(forward, ctx.device, model)
     ctx.note(note)
     metrics["measure_wait_s"] = waited
     return metrics

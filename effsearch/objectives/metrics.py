@@ -33,7 +33,14 @@ HARDWARE_METRICS = (
     ),
     MetricInfo("energy_j", "energy of one measure batch from NVML", "minimize", ("cuda",)),
     MetricInfo(
-        "peak_rss_mb", "peak resident memory of the process during inference", "minimize", ("cpu",)
+        "peak_memory_mb",
+        "memory the model takes at inference: weights plus the peak of its activations",
+    ),
+    MetricInfo(
+        "process_peak_rss_mb",
+        "peak resident memory of the whole process during inference (runtime included)",
+        "minimize",
+        ("cpu",),
     ),
     MetricInfo(
         "gpu_peak_memory_mb", "peak CUDA memory allocated during inference", "minimize", ("cuda",)

@@ -234,10 +234,13 @@ CAUSAL_LM = TaskInfo(
             "maximize",
         ),
         MetricInfo("decode_ms_per_token", "time per decoding step of the measure batch"),
-        MetricInfo("peak_memory_mb", "peak memory while generating (KV cache included)"),
         MetricInfo(
-            "peak_rss_mb",
-            "peak resident memory of the process while generating",
+            "peak_memory_mb",
+            "memory the model takes while generating: weights, activations, KV cache",
+        ),
+        MetricInfo(
+            "process_peak_rss_mb",
+            "peak resident memory of the whole process while generating",
             "minimize",
             ("cpu",),
         ),

@@ -301,7 +301,7 @@ def time_generation(
         for _ in range(warmup):
             generate()
         prefill, decode = zip(*(generate() for _ in range(repeats)), strict=True)
-        memory = meters.peak_memory(generate, device)
+    memory = meters.peak_memory(generate, device, model)
     decode_s = statistics.median(decode)
     metrics = {
         "prefill_ms": statistics.median(prefill) * 1000,
@@ -310,9 +310,6 @@ def time_generation(
         "torch_threads": float(torch.get_num_threads()),
         **memory,
     }
-    peak = memory.get("peak_rss_mb", memory.get("gpu_peak_memory_mb"))
-    if peak is not None:
-        metrics["peak_memory_mb"] = peak
     return metrics
 
 

@@ -140,7 +140,7 @@ def compress_and_measure(
     metrics["agreement"] = meters.agreement(predictions, parent)
     metrics["accuracy_delta"] = metrics["accuracy"] - accuracy(parent, work.labels)
     forward = work.forward(quantized.model, quantized.input_dtype)
-    metrics |= meters.measure_model(forward, ctx.measure.batch_size, ctx)
+    metrics |= meters.measure_model(forward, ctx.measure.batch_size, ctx, quantized.model)
     metrics |= meters.size(quantized.model, sparse=True)
     ctx.artifact, ctx.example_input = quantized, work.one_input
     return metrics
