@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from effsearch.errors import TaskError
+from effsearch.objectives.slots import device_key
 
 if TYPE_CHECKING:
     from effsearch.tasks.base import TrialContext
@@ -106,8 +107,8 @@ def _nvml_energy_j(forward: Callable[[], Any], repeats: int, device: str) -> flo
         return None
     try:
         pynvml.nvmlInit()
-        index = torch.device(device).index or 0
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        # NVML numbers GPUs ignoring CUDA_VISIBLE_DEVICES: find the trial's GPU by its UUID
+        handle = pynvml.nvmlDeviceGetHandleByUUID(device_key(device))
         calls = 0
         with torch.inference_mode():
             torch.cuda.synchronize(device)
@@ -299,7 +300,7 @@ def provenance(device: str) -> dict[str, str]:
         "device": device,
         "device_name": properties.name,
         # which physical GPU, whatever CUDA_VISIBLE_DEVICES renumbered (Ray does)
-        "device_uuid": f"GPU-{properties.uuid}",
+        "device_uuid": device_key(device),
         "torch_version": torch.__version__,
     }
 

@@ -9,8 +9,11 @@ is not starved by back-to-back steps:
     step:    lock gate EX -> lock room SH -> unlock gate -> work -> unlock room
     measure: lock gate EX -> lock room EX -> time it -> unlock room -> unlock gate
 
-The files live in one folder per machine (``EFFSEARCH_SLOT_DIR``, default
-``$TMPDIR/effsearch-slots``), so concurrent *runs* on the same device respect each other too.
+Slots belong to the physical device (:func:`device_key`): a GPU is known by its UUID, so two
+trials whose processes both call their GPU ``cuda`` (Ray renumbers ``CUDA_VISIBLE_DEVICES``)
+never wait for each other unless they share the GPU. The files live in one folder per machine
+(``EFFSEARCH_SLOT_DIR``, default ``$TMPDIR/effsearch-slots``), so concurrent *runs* on the same
+device respect each other too.
 The OS drops a dead process's locks, so a killed trial never leaves the room locked.
 """
 
@@ -26,6 +29,16 @@ from pathlib import Path
 from typing import IO
 
 
+def device_key(device: str) -> str:
+    """The physical device behind ``device``: ``cpu``, or a GPU's UUID (``GPU-...``), the same
+    in every process whatever ``CUDA_VISIBLE_DEVICES`` renumbered."""
+    if not device.startswith("cuda"):
+        return device.split(":")[0]
+    import torch
+
+    return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
+
+
 def slot_dir() -> Path:
     return Path(
         os.environ.get("EFFSEARCH_SLOT_DIR", Path(tempfile.gettempdir()) / "effsearch-slots")
@@ -38,7 +51,8 @@ class DeviceSlots:
     def __init__(self, device: str, folder: Path | None = None) -> None:
         folder = folder or slot_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        safe = device.replace(":", "_").replace("/", "_")
+        self.key = device_key(device)
+        safe = self.key.replace(":", "_").replace("/", "_")
         self._gate: IO[bytes] = open(folder / f"{safe}.gate", "a+b")  # noqa: SIM115 - per process
         self._room: IO[bytes] = open(folder / f"{safe}.room", "a+b")  # noqa: SIM115
         self.waited_s = 0.0  # how long measurements here waited for the room
