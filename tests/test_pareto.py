@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,3 +130,31 @@ def test_a_stalled_hypervolume_stops_the_search_early_and_says_why(
     reason = result.study.user_attrs[records.STUDY_STOPPED_EARLY]
     assert "over the last 5 finished trials" in reason
     assert "stopping early" in view.last
+
+
+def test_front_neighbours_closer_than_the_latency_spread_are_flagged(tmp_path: Path) -> None:
+    """Two Pareto members 0.01 ms apart when each trial's repeats spread over 0.05 ms: the
+    summary says the gap is within the noise; a gap wider than the spread is not flagged."""
+    from optuna.trial import create_trial
+
+    from effsearch.recipe import load_recipe
+    from effsearch.search.summary import RunSummary
+
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "name: t\ntask: {entrypoint: 'toy_tasks:zdt1', metrics: [accuracy, latency_ms]}\n"
+        "space: {params: {x0: {float: [0, 1]}}}\n"
+        "objectives: [{metric: accuracy, direction: maximize}, "
+        "{metric: latency_ms, direction: minimize}]\nbudget: {trials: 3}\n"
+    )
+    recipe = load_recipe(path)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for accuracy, latency in ((0.90, 1.00), (0.91, 1.01), (0.99, 2.00)):
+        study.add_trial(create_trial(values=[accuracy, latency], user_attrs={
+            records.METRICS: {"accuracy": accuracy, "latency_ms": latency,
+                              "latency_iqr_ms": 0.05}}))
+
+    gaps = RunSummary.from_study(recipe, study).within_noise()
+
+    assert gaps == [{"metric": "latency_ms", "trials": [0, 1], "difference": pytest.approx(0.01),
+                     "spread": 0.05}]

@@ -81,6 +81,13 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if baseline:
         lines.append(baseline)
     lines += constraint_lines(summary)
+    for gap in summary.within_noise():
+        a, b = gap["trials"]
+        lines.append(
+            f"{gap['metric']}: trials {a} and {b} differ by {format_value(gap['difference'])}, "
+            f"less than its measurement spread ({format_value(gap['spread'])}, IQR of the "
+            "repeats): not a difference to rely on"
+        )
     if summary.stopped_early:
         lines.append(f"stopped early: {summary.stopped_early}")
     return lines

@@ -7,6 +7,7 @@ no torch.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,10 @@ def trial_record(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
     return record
 
 
+SPREADS = {"latency_ms": "latency_iqr_ms", "latency_p50_ms": "latency_iqr_ms"}
+"""Objective -> the metric that holds the spread of its repeated measurement."""
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """A run's trials, Pareto set, hypervolume and counts, read once from its study."""
@@ -126,6 +131,33 @@ class RunSummary:
             None,
         )
 
+    def within_noise(self) -> list[dict[str, Any]]:
+        """Neighbours on the Pareto set whose difference in an objective is smaller than the
+        spread of its repeated measurement (latency's interquartile range): a gap the noise
+        could make. Each: ``{metric, trials: [a, b], difference, spread}``."""
+        found = []
+        for i, objective in enumerate(self.recipe.objectives):
+            spread_name = SPREADS.get(objective.metric)
+            if spread_name is None:
+                continue
+            ordered = sorted(self.pareto, key=lambda t: t.values[i])
+            for a, b in itertools.pairwise(ordered):
+                spreads = [t.user_attrs.get(records.METRICS, {}).get(spread_name) for t in (a, b)]
+                if any(s is None for s in spreads):
+                    continue
+                difference = abs(b.values[i] - a.values[i])
+                spread = max(float(s) for s in spreads if s is not None)
+                if difference < spread:
+                    found.append(
+                        {
+                            "metric": objective.metric,
+                            "trials": [a.number, b.number],
+                            "difference": difference,
+                            "spread": spread,
+                        }
+                    )
+        return found
+
     def document(self) -> dict[str, Any]:
         """The ``show --json`` document (the public contract in docs/architecture.md)."""
         recipe, reference = self.recipe, self.reference
@@ -141,6 +173,7 @@ class RunSummary:
             "reference_point_source": reference.source if reference else None,
             "hypervolume_history": self.hypervolume_history,
             "stopped_early": self.stopped_early,
+            "within_noise": self.within_noise(),
         }
 
     def pareto_document(self) -> dict[str, Any]:
