@@ -401,3 +401,24 @@ def test_quiet_and_events_together_are_refused(write_recipe: WriteRecipe, tmp_pa
 
     assert result.exit_code == 2
     assert "--quiet and --events: choose one" in result.output
+
+
+def test_show_puts_the_test_split_next_to_the_validation_figure(tmp_path: Path) -> None:
+    """Built-in tasks optimize on a validation split and report a test split beside it."""
+    from effsearch.search import records
+    from effsearch.search.rundir import RunDir
+    from effsearch.search.study import load_study
+
+    recipe = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
+    run_dir = tmp_path / "qs"
+    ran = CliRunner(env={"COLUMNS": "250"}).invoke(
+        app, ["run", str(recipe), "--run-dir", str(run_dir), "--trials", "2", "--executor",
+              "inline"])
+    assert ran.exit_code == 0, ran.output
+
+    shown = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["show", str(run_dir)])
+
+    assert "test_accuracy" in shown.output
+    for trial in load_study(RunDir(run_dir))[1].trials:
+        metrics = trial.user_attrs[records.METRICS]
+        assert 0 < metrics["test_accuracy"] <= 1 and 0 < metrics["accuracy"] <= 1

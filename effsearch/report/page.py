@@ -69,10 +69,13 @@ def _pareto_table(run_dir: RunDir, recipe: Recipe, study: optuna.Study) -> str:
     front.sort(key=lambda t: t.values[0], reverse=first.direction == "maximize")
     knobs = list(recipe.space.searched)
     header = ["trial"]
+    tested = results.test_metrics(recipe, front)
     for objective in recipe.objectives:
         unit = unit_of(objective.metric)
         arrow = "↑" if objective.direction == "maximize" else "↓"
         header.append(f"{objective.metric}{f' ({unit})' if unit else ''} {arrow}")
+        if objective.metric in tested:
+            header.append(f"test_{objective.metric}")
     header += [*results.short_names(knobs), "export"]
     rows = ["<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"]
     for trial in front:
@@ -83,7 +86,12 @@ def _pareto_table(run_dir: RunDir, recipe: Recipe, study: optuna.Study) -> str:
              f"bundle-{trial.number}"]
         )  # fmt: skip
         cells = [f"<td>{escape(label)}</td>"]
-        cells += [f"<td>{escape(results.format_value(v))}</td>" for v in trial.values]
+        metrics = trial.user_attrs.get(records.METRICS, {})
+        for objective, value in zip(recipe.objectives, trial.values, strict=True):
+            cells.append(f"<td>{escape(results.format_value(value))}</td>")
+            if objective.metric in tested:
+                test = metrics.get(f"test_{objective.metric}", "–")
+                cells.append(f"<td>{escape(results.format_value(test))}</td>")
         values = [config.get(k.group, {}).get(k.name, "–") for k in knobs]
         cells += [f"<td class='text'>{escape(results.format_value(v))}</td>" for v in values]
         cells.append(f"<td class='text'><code>{escape(command)}</code></td>")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
@@ -33,24 +33,42 @@ def pareto_table(
         title=f"{title} ({len(front)} of {finished} finished trials)", title_justify="left"
     )
     table.add_column("trial", justify="right")
+    tested = test_metrics(recipe, front)
     for objective in recipe.objectives:
         arrow = "↑" if objective.direction == "maximize" else "↓"
         unit = unit_of(objective.metric)
         table.add_column(
             f"{objective.metric}{f' ({unit})' if unit else ''} {arrow}", justify="right"
         )
+        if objective.metric in tested:
+            table.add_column(f"test_{objective.metric}", justify="right", style="dim")
     knobs = list(recipe.space.searched)
     for _knob, header in zip(knobs, short_names(knobs), strict=True):
         table.add_column(header, justify="left")
     for trial in shown:
         config = trial_config(recipe, trial)
         label = str(trial.number) + (" base" if trial.user_attrs.get(records.BASELINE) else "")
-        row = [label] + [format_value(v) for v in trial.values]
+        row = [label]
+        metrics = trial.user_attrs.get(records.METRICS, {})
+        for objective, value in zip(recipe.objectives, trial.values, strict=True):
+            row.append(format_value(value))
+            if objective.metric in tested:
+                row.append(format_value(metrics.get(f"test_{objective.metric}", "–")))
         row += [format_value(config.get(k.group, {}).get(k.name, "–")) for k in knobs]
         table.add_row(*row)
     if limit and len(front) > limit:
         table.caption = f"… {len(front) - limit} more: effsearch show"
     return table
+
+
+def test_metrics(recipe: Recipe, trials: Sequence[FrozenTrial]) -> set[str]:
+    """Objectives the trials also measured on the test split (``test_<metric>``): shown next
+    to the validation figure the optimizer saw, never optimized."""
+    return {
+        o.metric
+        for o in recipe.objectives
+        if any(f"test_{o.metric}" in t.user_attrs.get(records.METRICS, {}) for t in trials)
+    }
 
 
 def short_names(knobs: Sequence[Knob]) -> list[str]:

@@ -24,7 +24,8 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -39,6 +40,16 @@ from effsearch.transforms import peft, pruning, quantization
 
 EVAL_BATCH = 16
 RECOVERY_LR_SCALE = 0.05
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A held-out split: texts, their padded token ids and mask (``n x max_length``), labels."""
+
+    texts: list[str]
+    ids: torch.Tensor
+    mask: torch.Tensor
+    labels: list[int]
 
 
 class CausalLM(Task):
@@ -87,7 +98,10 @@ class CausalLM(Task):
         self.prompt_tokens = prompt_tokens
         self.decode_tokens = decode_tokens
         self.train_chunks = self._chunks(self.data.train_texts, max_length)
-        self.test_ids, self.test_mask = self._padded(self.data.test_texts, max_length)
+        # the held-out texts, halved: validation (optimized) and test (only reported)
+        first, second = text_data.halves(self.data.test_labels or [0] * len(self.data.test_texts))
+        self.val = self._split(first, max_length)
+        self.test = self._split(second, max_length)
         self.prompt = self._prompt(prompt_tokens)
 
     @classmethod
@@ -114,7 +128,7 @@ class CausalLM(Task):
         loss = self._train(adapted.model, train_cfg, int(train_cfg["epochs"]), ctx, 0)
         model = peft.merge(adapted.model).eval()
 
-        parent_nll, parent_next = self._evaluate(model, device)
+        parent_nll, parent_next = self._evaluate(model, device, self.val)
         prune_cfg = config.get("pruning", {})
         pruning.apply(model, prune_cfg, layout=self.layout)
         recovery = int(prune_cfg.get("finetune_epochs", 0))
@@ -132,17 +146,19 @@ class CausalLM(Task):
             "decoder_layers": float(len(surgery.find_blocks(model, self.layout))),
         }
         metrics |= meters.params(model)
-        metrics["perplexity_unquantized"] = math.exp(self._evaluate(model, device)[0])
+        metrics["perplexity_unquantized"] = math.exp(self._evaluate(model, device, self.val)[0])
 
         quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
         if quantized.note:
             ctx.note(quantized.note)
-        nll, next_tokens = self._evaluate(quantized.model, device)
+        nll, next_tokens = self._evaluate(quantized.model, device, self.val)
+        metrics["test_perplexity"] = math.exp(self._evaluate(quantized.model, device, self.test)[0])
         metrics["perplexity"] = math.exp(nll)
         metrics["perplexity_parent"] = math.exp(parent_nll)
         metrics["agreement"] = meters.agreement(next_tokens, parent_next)
         if self.data.label_names:
-            metrics["accuracy"] = self._label_accuracy(quantized.model, device)
+            metrics["accuracy"] = self._label_accuracy(quantized.model, device, self.val)
+            metrics["test_accuracy"] = self._label_accuracy(quantized.model, device, self.test)
         metrics |= self._measure_generation(quantized.model, ctx)
         metrics |= meters.size(quantized.model, sparse=True)
         ctx.artifact, ctx.example_input = quantized, {"input_ids": self.prompt[:1]}
@@ -158,16 +174,18 @@ class CausalLM(Task):
         ids = (ids * math.ceil(rows * length / max(1, len(ids))))[: rows * length]
         return torch.tensor(ids).reshape(rows, length)
 
-    def _padded(self, texts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _split(self, rows: list[int], length: int) -> HeldOut:
+        texts = [self.data.test_texts[i] for i in rows]
         encoded = self.tokenizer(
             texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt"
         )
-        return encoded["input_ids"], encoded["attention_mask"]
+        labels = [self.data.test_labels[i] for i in rows] if self.data.test_labels else []
+        return HeldOut(texts, encoded["input_ids"], encoded["attention_mask"], labels)
 
     def _prompt(self, length: int) -> torch.Tensor:
         """One held-out text's first ``length`` tokens (repeated to the measure batch later)."""
         ids: list[int] = []
-        for text in self.data.test_texts:
+        for text in self.val.texts:
             ids += self.tokenizer(text)["input_ids"]
             if len(ids) >= length:
                 break
@@ -201,23 +219,20 @@ class CausalLM(Task):
                 seen += len(batch)
             mean = total / seen
             model.eval()
-            nll, _ = self._evaluate(model, device)
+            nll, _ = self._evaluate(model, device, self.val)
             ctx.report(first + epoch + 1, {"train_loss": mean, "perplexity": math.exp(nll)})
         return mean
 
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self.test_ids), EVAL_BATCH):
-            yield (
-                self.test_ids[start : start + EVAL_BATCH],
-                self.test_mask[start : start + EVAL_BATCH],
-            )
-
-    def _evaluate(self, model: nn.Module, device: torch.device) -> tuple[float, torch.Tensor]:
-        """Mean next-token negative log-likelihood on the held-out texts, and the predicted
-        next token at every real position (flattened, for agreement)."""
+    def _evaluate(
+        self, model: nn.Module, device: torch.device, split: HeldOut
+    ) -> tuple[float, torch.Tensor]:
+        """Mean next-token negative log-likelihood on a held-out split, and the predicted next
+        token at every real position (flattened, for agreement)."""
         total, count, predicted = 0.0, 0, []
         with torch.inference_mode():
-            for ids, mask in self._batches():
+            for start in range(0, len(split.ids), EVAL_BATCH):
+                ids = split.ids[start : start + EVAL_BATCH]
+                mask = split.mask[start : start + EVAL_BATCH]
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
                 logits = logits[:, :-1].float()
                 target, real = ids[:, 1:].to(device), mask[:, 1:].bool().to(device)
@@ -229,16 +244,15 @@ class CausalLM(Task):
                 predicted.append(logits.argmax(-1)[real].cpu())
         return total / max(1, count), torch.cat(predicted)
 
-    def _label_accuracy(self, model: nn.Module, device: torch.device) -> float:
-        """Held-out texts whose label name the model finds likeliest as the next words."""
+    def _label_accuracy(self, model: nn.Module, device: torch.device, split: HeldOut) -> float:
+        """Texts of a held-out split whose label name the model finds likeliest as the next
+        words."""
         names = [f" {name}" for name in self.data.label_names]
         label_ids = [self.tokenizer(name)["input_ids"] for name in names]
         right = 0
         with torch.inference_mode():
-            for text_ids, mask, label in zip(
-                self.test_ids, self.test_mask, self.data.test_labels, strict=True
-            ):
-                context = text_ids[mask.bool()][-(self.test_ids.shape[1] // 2) :]
+            for text_ids, mask, label in zip(split.ids, split.mask, split.labels, strict=True):
+                context = text_ids[mask.bool()][-(split.ids.shape[1] // 2) :]
                 scores = []
                 for candidate in label_ids:
                     ids = torch.cat([context, torch.tensor(candidate)])[None].to(device)
@@ -246,7 +260,7 @@ class CausalLM(Task):
                     logp = torch.log_softmax(logits, -1)
                     scores.append(float(logp.gather(1, ids[0, len(context) :, None]).mean()))
                 right += int(max(range(len(scores)), key=scores.__getitem__) == label)
-        return right / len(self.data.test_labels)
+        return right / len(split.labels)
 
     def _measure_generation(self, model: nn.Module, ctx: TrialContext) -> dict[str, float]:
         """Prefill and greedy decode with the KV cache, timed alone on the device."""

@@ -2,7 +2,8 @@
 
 Data: the 1,797 8x8 handwritten digits that ship with scikit-learn (no download), split once
 into a stratified 75 % training / 25 % held-out split (fixed, independent of the recipe seed,
-so every trial and every run is judged on the same 450 images).
+so every trial and every run is judged on the same images): the held-out 450 are halved into a
+validation split (225, what the optimizer sees) and a test split (225, only reported).
 
 One trial: build the CNN from the architecture knobs -> train -> prune (+ optional recovery
 fine-tune) -> count params/FLOPs on the float model -> quantize -> accuracy on the held-out
@@ -66,26 +67,27 @@ def build_model(width_mult: float, depth: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def load_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(train_x, train_y, test_x, test_y)``; images are ``n x 1 x 8 x 8`` floats in [0, 1]."""
+def load_split() -> tuple[torch.Tensor, ...]:
+    """``(train_x, train_y, val_x, val_y, test_x, test_y)``; images are ``n x 1 x 8 x 8``
+    floats in [0, 1]. The held-out quarter is halved, stratified: validation (what the
+    optimizer and early stopping see) and test (only read for reporting)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
-    train_x, test_x, train_y, test_y = train_test_split(
+    train_x, held_x, train_y, held_y = train_test_split(
         images,
         digits.target,
         test_size=HELD_OUT_FRACTION,
         stratify=digits.target,
         random_state=SPLIT_SEED,
     )
-    return (
-        torch.from_numpy(train_x),
-        torch.from_numpy(train_y).long(),
-        torch.from_numpy(test_x),
-        torch.from_numpy(test_y).long(),
+    val_x, test_x, val_y, test_y = train_test_split(
+        held_x, held_y, test_size=0.5, stratify=held_y, random_state=SPLIT_SEED
     )
+    arrays = (train_x, train_y, val_x, val_y, test_x, test_y)
+    return tuple(torch.from_numpy(a) if a.ndim > 1 else torch.from_numpy(a).long() for a in arrays)
 
 
 class DigitsCNN(Task):
@@ -94,7 +96,8 @@ class DigitsCNN(Task):
     info = catalog.DIGITS_CNN
 
     def __init__(self) -> None:
-        self.train_x, self.train_y, self.test_x, self.test_y = load_split()
+        split = load_split()
+        self.train_x, self.train_y, self.val_x, self.val_y, self.test_x, self.test_y = split
 
     def run(self, config: Config, ctx: TrialContext) -> Metrics:
         torch.manual_seed(ctx.seed)
@@ -106,13 +109,15 @@ class DigitsCNN(Task):
         model = build_model(float(arch["width_mult"]), int(arch["depth"])).to(device)
         started = time.perf_counter()
         loss = self._train(model, train_cfg, epochs, ctx, first_step=0)
-        batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(device)
+        batch = _measure_batch(self.val_x, ctx.measure.batch_size).to(device)
         work = Workload(
             predict=lambda m, dtype: self._predict(m, dtype, device),
-            labels=self.test_y,
+            labels=self.val_y,
             recover=lambda m, n: self._train(m, train_cfg, n, ctx, first_step=epochs),
             forward=lambda m, dtype: lambda: m(batch.to(dtype)),
-            one_input=self.test_x[:1].to(device),
+            one_input=self.val_x[:1].to(device),
+            test_predict=lambda m, dtype: self._predict(m, dtype, device, self.test_x),
+            test_labels=self.test_y,
         )
         return compress_and_measure(model, config, ctx, work, started, loss)
 
@@ -122,10 +127,10 @@ class DigitsCNN(Task):
         metrics: Metrics = {}
 
         def count(model: nn.Module) -> None:
-            metrics.update(meters.params(model) | meters.flops(model, self.test_x[:1], 1))
+            metrics.update(meters.params(model) | meters.flops(model, self.val_x[:1], 1))
 
         quantized = self._compressed(config, ctx.device, before_quantization=count)
-        batch = _measure_batch(self.test_x, ctx.measure.batch_size).to(quantized.input_dtype)
+        batch = _measure_batch(self.val_x, ctx.measure.batch_size).to(quantized.input_dtype)
         metrics |= untrained_cost(lambda: quantized.model(batch), ctx)
         return metrics | meters.size(quantized.model, sparse=True)
 
@@ -133,8 +138,13 @@ class DigitsCNN(Task):
         return self._compressed(config, device)
 
     def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
-        predictions = self._predict(model, input_dtype, torch.device(device))
-        return {"accuracy": accuracy(predictions, self.test_y)}
+        where = torch.device(device)
+        return {
+            "accuracy": accuracy(self._predict(model, input_dtype, where), self.val_y),
+            "test_accuracy": accuracy(
+                self._predict(model, input_dtype, where, self.test_x), self.test_y
+            ),
+        }
 
     def _compressed(
         self,
@@ -145,7 +155,7 @@ class DigitsCNN(Task):
         """The untrained model of ``config``, pruned and quantized."""
         arch = _with_defaults(config.get("architecture", {}), architecture.KNOBS)
         model = build_model(float(arch["width_mult"]), int(arch["depth"])).to(device)
-        pruning.apply(model, config.get("pruning", {}), self.test_x[:1].to(device))
+        pruning.apply(model, config.get("pruning", {}), self.val_x[:1].to(device))
         pruning.finalize(model)
         before_quantization(model.eval())
         return quantization.apply(model, config.get("quantization", {}), device)
@@ -164,7 +174,7 @@ class DigitsCNN(Task):
 
         def held_out_accuracy() -> float:
             with ctx.compute_slot():
-                return accuracy(self._predict(model, torch.float32, device), self.test_y)
+                return accuracy(self._predict(model, torch.float32, device), self.val_y)
 
         return train_epochs(
             model,
@@ -179,11 +189,17 @@ class DigitsCNN(Task):
         )
 
     def _predict(
-        self, model: nn.Module, input_dtype: torch.dtype, device: torch.device
+        self,
+        model: nn.Module,
+        input_dtype: torch.dtype,
+        device: torch.device,
+        images: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Predicted class of every held-out image (on the CPU, to compare with labels)."""
+        """Predicted class of every validation image, or of ``images`` (on the CPU, to compare
+        with labels)."""
+        images = self.val_x if images is None else images
         with torch.inference_mode():
-            return model(self.test_x.to(device, input_dtype)).argmax(dim=1).cpu()
+            return model(images.to(device, input_dtype)).argmax(dim=1).cpu()
 
 
 def _with_defaults(values: Mapping[str, Any], knobs: tuple[Any, ...]) -> dict[str, Any]:

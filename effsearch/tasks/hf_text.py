@@ -107,8 +107,14 @@ class HFTextClassification(Task):
 
         self.train_inputs = encode(self.data.train_texts)
         self.train_labels = torch.tensor(self.data.train_labels)
-        self.test_inputs = encode(self.data.test_texts)
-        self.test_labels = torch.tensor(self.data.test_labels)
+        # the held-out texts, halved: validation (optimized) and test (only reported)
+        held_out = encode(self.data.test_texts)
+        labels = torch.tensor(self.data.test_labels)
+        first, second = (torch.tensor(i) for i in text_data.halves(self.data.test_labels))
+        self.val_inputs = {k: v[first] for k, v in held_out.items()}
+        self.val_labels = labels[first]
+        self.test_inputs = {k: v[second] for k, v in held_out.items()}
+        self.test_labels = labels[second]
 
     @classmethod
     def create(cls, spec: TaskSpec) -> Task:
@@ -149,14 +155,16 @@ class HFTextClassification(Task):
             return self._train(pruned, recovery, recovery_epochs, ctx, epochs)
 
         size = ctx.measure.batch_size
-        batch = {k: _first(v, size).to(device) for k, v in self.test_inputs.items()}
+        batch = {k: _first(v, size).to(device) for k, v in self.val_inputs.items()}
         work = Workload(
             predict=lambda m, _dtype: self._predict(m, ctx),
-            labels=self.test_labels,
+            labels=self.val_labels,
             recover=recover,
             forward=lambda m, _dtype: lambda: m(**batch),
-            one_input={k: v[:1].to(device) for k, v in self.test_inputs.items()},
+            one_input={k: v[:1].to(device) for k, v in self.val_inputs.items()},
             layout=self.layout,
+            test_predict=lambda m, _dtype: self._predict(m, ctx, self.test_inputs),
+            test_labels=self.test_labels,
         )
         metrics = compress_and_measure(model, config, ctx, work, started, loss)
         metrics["trainable_params"] = float(adapted.trainable_params)
@@ -169,13 +177,13 @@ class HFTextClassification(Task):
         adapters add none). 2:4 kernels compress differently: its size is left to the trial."""
         device = torch.device(ctx.device)
         model = self._pruned(config, device)
-        one = {k: v[:1].to(device) for k, v in self.test_inputs.items()}
+        one = {k: v[:1].to(device) for k, v in self.val_inputs.items()}
         metrics = meters.params(model) | meters.flops(model, one, batch_size=1)
         if config.get("pruning", {}).get("method") == "semi_structured_24":
             return metrics
         quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
         size = ctx.measure.batch_size
-        batch = {k: _first(v, size).to(device) for k, v in self.test_inputs.items()}
+        batch = {k: _first(v, size).to(device) for k, v in self.val_inputs.items()}
         metrics |= untrained_cost(lambda: quantized.model(**batch), ctx)
         return metrics | meters.size(quantized.model, sparse=True)
 
@@ -190,7 +198,12 @@ class HFTextClassification(Task):
 
     def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
         ctx = TrialContext(trial_number=-1, seed=0, device=device)
-        return {"accuracy": accuracy(self._predict(model, ctx), self.test_labels)}
+        return {
+            "accuracy": accuracy(self._predict(model, ctx), self.val_labels),
+            "test_accuracy": accuracy(
+                self._predict(model, ctx, self.test_inputs), self.test_labels
+            ),
+        }
 
     def _pruned(self, config: Config, device: torch.device) -> nn.Module:
         """The pretrained model with the configuration's layers dropped and structure pruned
@@ -237,15 +250,20 @@ class HFTextClassification(Task):
             epochs,
             ctx,
             first_step,
-            lambda: accuracy(self._predict(model, ctx), self.test_labels),
+            lambda: accuracy(self._predict(model, ctx), self.val_labels),
         )
 
-    def _predict(self, model: nn.Module, ctx: TrialContext) -> torch.Tensor:
-        """Predicted label of every held-out text."""
+    def _predict(
+        self,
+        model: nn.Module,
+        ctx: TrialContext,
+        inputs: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Predicted label of every validation text (or of ``inputs``)."""
         device = torch.device(ctx.device)
         predictions = []
         with torch.inference_mode():
-            for batch in _batches(self.test_inputs, EVAL_BATCH):
+            for batch in _batches(self.val_inputs if inputs is None else inputs, EVAL_BATCH):
                 with ctx.compute_slot():
                     logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
                 predictions.append(logits.argmax(dim=-1).cpu())

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from effsearch.errors import TaskError
-from effsearch.tasks import catalog
+from effsearch.tasks import catalog, text_data
 from effsearch.tasks.base import Config, Metrics, Task, TaskSpec, TrialContext
 from effsearch.tasks.entrypoint import load_entrypoint
 from effsearch.tasks.pipeline import Workload, accuracy, compress_and_measure, train_epochs
@@ -60,9 +60,13 @@ class ImageClassification(Task):
         images, labels, self.class_names = load_folder(folder, image_size)
         order = random.Random(SPLIT_SEED).sample(range(len(labels)), len(labels))
         held_out = max(len(self.class_names), round(HELD_OUT_FRACTION * len(labels)))
-        test, train = order[:held_out][:test_samples], order[held_out:][:train_samples]
+        held, train = order[:held_out][:test_samples], order[held_out:][:train_samples]
         self.train_x, self.train_y = images[train], labels[train]
-        self.test_x, self.test_y = images[test], labels[test]
+        # the held-out images, halved: validation (optimized) and test (only reported)
+        first, second = text_data.halves([int(labels[i]) for i in held])
+        self.val_x, self.val_y = images[[held[i] for i in first]], labels[[held[i] for i in first]]
+        self.test_x = images[[held[i] for i in second]]
+        self.test_y = labels[[held[i] for i in second]]
 
     @classmethod
     def create(cls, spec: TaskSpec) -> Task:
@@ -75,17 +79,20 @@ class ImageClassification(Task):
         epochs = int(train_cfg["epochs"])
         device = torch.device(ctx.device)
         model = self._build(ctx).to(device)
-        train_x, test_x = _resized(self.train_x, resolution), _resized(self.test_x, resolution)
+        train_x, val_x = _resized(self.train_x, resolution), _resized(self.val_x, resolution)
+        test_x = _resized(self.test_x, resolution)
         started = time.perf_counter()
-        loss = self._train(model, train_x, test_x, train_cfg, epochs, ctx, first_step=0)
-        repeats = -(-ctx.measure.batch_size // len(test_x))
-        batch = test_x.repeat(repeats, 1, 1, 1)[: ctx.measure.batch_size].to(device)
+        loss = self._train(model, train_x, val_x, train_cfg, epochs, ctx, first_step=0)
+        repeats = -(-ctx.measure.batch_size // len(val_x))
+        batch = val_x.repeat(repeats, 1, 1, 1)[: ctx.measure.batch_size].to(device)
         work = Workload(
-            predict=lambda m, dtype: _predict(m, test_x, dtype, device),
-            labels=self.test_y,
-            recover=lambda m, n: self._train(m, train_x, test_x, train_cfg, n, ctx, epochs),
+            predict=lambda m, dtype: _predict(m, val_x, dtype, device),
+            labels=self.val_y,
+            recover=lambda m, n: self._train(m, train_x, val_x, train_cfg, n, ctx, epochs),
             forward=lambda m, dtype: lambda: m(batch.to(dtype)),
-            one_input=test_x[:1].to(device),
+            one_input=val_x[:1].to(device),
+            test_predict=lambda m, dtype: _predict(m, test_x, dtype, device),
+            test_labels=self.test_y,
         )
         metrics = compress_and_measure(model, config, ctx, work, started, loss)
         return metrics | {"resolution": float(resolution)}
@@ -105,7 +112,7 @@ class ImageClassification(Task):
         self,
         model: nn.Module,
         train_x: torch.Tensor,
-        test_x: torch.Tensor,
+        val_x: torch.Tensor,
         cfg: Mapping[str, Any],
         epochs: int,
         ctx: TrialContext,
@@ -117,7 +124,7 @@ class ImageClassification(Task):
 
         def held_out_accuracy() -> float:
             with ctx.compute_slot():
-                return accuracy(_predict(model, test_x, torch.float32, device), self.test_y)
+                return accuracy(_predict(model, val_x, torch.float32, device), self.val_y)
 
         return train_epochs(
             model,

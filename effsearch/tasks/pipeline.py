@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 class Workload:
     """What the shared half needs from a task.
 
-    ``predict(model, input_dtype)`` gives the predicted label of every held-out example;
+    ``predict(model, input_dtype)`` gives the predicted label of every validation example
+    (what the optimizer sees); ``test_predict`` the same on the test split (only reported);
     ``recover(model, epochs)`` fine-tunes a pruned model and returns its last training loss;
     ``forward(model, input_dtype)`` returns a call that runs one measure batch.
     """
@@ -39,6 +40,9 @@ class Workload:
     forward: Callable[[nn.Module, torch.dtype], Callable[[], Any]]
     one_input: Any  # one example (a tensor, or a dict of keyword tensors) for FLOPs and pruning
     layout: Layout | None = None
+    test_predict: Callable[[nn.Module, torch.dtype], torch.Tensor] | None = None
+    """Predictions on the test split: read only for reporting (``test_accuracy``)."""
+    test_labels: torch.Tensor | None = None
 
 
 def untrained_cost(forward: Callable[[], Any], ctx: TrialContext) -> dict[str, float]:
@@ -139,6 +143,9 @@ def compress_and_measure(
     metrics["accuracy"] = accuracy(predictions, work.labels)
     metrics["agreement"] = meters.agreement(predictions, parent)
     metrics["accuracy_delta"] = metrics["accuracy"] - accuracy(parent, work.labels)
+    if work.test_predict is not None and work.test_labels is not None:
+        test = work.test_predict(quantized.model, quantized.input_dtype)
+        metrics["test_accuracy"] = accuracy(test, work.test_labels)
     forward = work.forward(quantized.model, quantized.input_dtype)
     metrics |= meters.measure_model(forward, ctx.measure.batch_size, ctx, quantized.model)
     metrics |= meters.size(quantized.model, sparse=True)

@@ -85,6 +85,23 @@ def _bbc_news() -> tuple[list[str], list[int], tuple[str, ...]]:
     return texts, labels, names
 
 
+def halves(labels: list[int]) -> tuple[list[int], list[int]]:
+    """Indices of a held-out set split in two (validation, test): stratified by label where
+    every label has two or more examples, else alternating; fixed seed."""
+    indices = list(range(len(labels)))
+    if len(labels) < 2:
+        return indices, []
+    counts = Counter(labels)
+    if labels and min(counts.values()) >= 2 and len(counts) <= len(labels) // 2:
+        from sklearn.model_selection import train_test_split
+
+        first, second = train_test_split(
+            indices, test_size=0.5, stratify=labels, random_state=SPLIT_SEED
+        )
+        return sorted(first), sorted(second)
+    return indices[0::2], indices[1::2]
+
+
 def load_corpus(
     source: str,
     recipe_dir: str,
