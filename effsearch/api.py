@@ -23,6 +23,7 @@ from effsearch.errors import ArgumentError, StorageError
 from effsearch.recipe.overrides import with_overrides
 from effsearch.recipe.schema import Recipe
 from effsearch.recipe.validate import load_recipe
+from effsearch.search import confirm as confirming
 from effsearch.search import records
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner, SessionResult
@@ -103,7 +104,23 @@ def run(
             "every trial that finished before is kept. Free some space (or fix the folder), "
             f"then continue with: effsearch resume {directory}"
         ) from None
+    if loaded.budget.confirm is not None and not session.interrupted:
+        confirm(directory, seeds=loaded.budget.confirm.seeds)
     return _result(directory, loaded, session.study, session)
+
+
+def confirm(run_dir: str | Path, seeds: int = 2, top: str = "pareto") -> RunResult:
+    """Re-run the Pareto set's members (``top``: ``pareto`` or ``N``, the N best by the first
+    objective) on ``seeds`` more seeds; runs already done are kept (a stopped confirmation
+    resumes). The result's summary then holds each member's mean, spread and
+    Pareto-membership probability (``summary.confirmed``)."""
+    directory = RunDir(Path(run_dir))
+    recipe = directory.frozen_recipe()  # trials run again: the entrypoint is imported
+    with directory.driver_lock():
+        _, study = load_study(directory)
+        confirming.run(recipe, study, directory, seeds, top)
+        RunSummary.from_study(recipe, study).write_pareto(directory)
+    return load(run_dir)
 
 
 def resume(run_dir: str | Path, view: View | None = None, **overrides: Any) -> RunResult:

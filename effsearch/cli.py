@@ -179,6 +179,30 @@ def show(
 
 @app.command()
 @_user_errors
+def confirm(
+    run_dir: RunDirArg,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="More seeds per front member.")] = 2,
+    top: Annotated[
+        str,
+        typer.Option(
+            "--top", help="pareto (every member) or N (the N best by the first objective)."
+        ),
+    ] = "pareto",
+) -> None:
+    """Re-run the Pareto set on more seeds: mean, spread and how surely each stays on the front."""
+    from effsearch import api
+    from effsearch.report.results import confirmed_lines
+
+    console = _out_console()
+    console.print(f"confirming the Pareto set of {run_dir} on {seeds} more seeds...", markup=False)
+    result = api.confirm(run_dir, seeds=seeds, top=top)
+    for line in confirmed_lines(result.summary):
+        console.print(line, markup=False)
+    console.print(f"details: effsearch show {run_dir} --json (confirmed)", markup=False)
+
+
+@app.command()
+@_user_errors
 def export(
     run_dir: RunDirArg,
     out: Annotated[

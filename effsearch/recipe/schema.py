@@ -79,6 +79,12 @@ class StallSection(_Section):
     min_improvement: float = Field(0.001, ge=0.0, le=1.0)
 
 
+class ConfirmSection(_Section):
+    """Re-run the Pareto set on ``seeds`` more seeds when the search ends (effsearch confirm)."""
+
+    seeds: int = Field(2, ge=1, le=100)
+
+
 class BudgetSection(_Section):
     trials: int | None = Field(None, ge=1, le=1_000_000)
     wall_minutes: float | None = Field(None, gt=0)
@@ -89,6 +95,7 @@ class BudgetSection(_Section):
     # the compute a search spends, whatever the number of workers.
     compute_minutes: float | None = Field(None, gt=0)
     stop_when_stalled: StallSection | None = None
+    confirm: ConfirmSection | None = None
 
 
 class EarlyStoppingSection(_Section):

@@ -99,6 +99,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if baseline:
         lines.append(baseline)
     lines += constraint_lines(summary)
+    lines += confirmed_lines(summary)
     for gap in summary.within_noise():
         a, b = gap["trials"]
         lines.append(
@@ -108,6 +109,27 @@ def summary_lines(summary: RunSummary) -> list[str]:
         )
     if summary.stopped_early:
         lines.append(f"stopped early: {summary.stopped_early}")
+    return lines
+
+
+def confirmed_lines(summary: RunSummary) -> list[str]:
+    """One line per confirmed front member: how often it stays on the front, its figures."""
+    lines = []
+    first = summary.recipe.objectives[0].metric
+    for number, confirmed in summary.confirmed.items():
+        shaky = " (shaky: on the front by the luck of the seed?)"
+        mean = confirmed.metrics_mean.get(first)
+        spread = confirmed.metrics_std.get(first)
+        figures = (
+            f"; {first} {format_value(mean)} ± {format_value(spread)}"
+            if mean is not None and spread is not None
+            else ""
+        )
+        lines.append(
+            f"trial {number} confirmed on {len(confirmed.seeds)} seeds: on the front in "
+            f"{confirmed.pareto_probability:.0%} of resamples"
+            f"{shaky if confirmed.pareto_probability < 0.5 else ''}{figures}"
+        )
     return lines
 
 

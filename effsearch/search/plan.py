@@ -75,17 +75,19 @@ def trial_job(
     run_dir: Path,
     trial_dir: Path | None = None,
     export_dir: Path | None = None,
+    seed: int | None = None,
 ) -> TrialJob:
     """The job of trial ``number`` as the recipe says; every caller builds jobs here (workers'
     trials and ``effsearch export``'s rebuild alike). ``trial_dir`` defaults to the run
-    directory's ``trials/<number>``; the task may cache what it builds once in ``cache/``."""
+    directory's ``trials/<number>``; the task may cache what it builds once in ``cache/``.
+    ``seed`` replaces the recipe's (confirmation runs)."""
     execution = recipe.execution
     trial_dir = trial_dir if trial_dir is not None else RunDir(run_dir).trial_dir(number)
     return TrialJob(
         number=number,
         config=config,
         task=replace(recipe.task_spec, cache_dir=str(Path(run_dir).resolve() / "cache")),
-        seed=recipe.seed,
+        seed=recipe.seed if seed is None else seed,
         threads=execution.threads_per_trial,
         measure=recipe.measure_settings,
         trial_dir=str(trial_dir),

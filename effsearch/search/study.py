@@ -146,3 +146,23 @@ def reenqueue(
     if user_attrs.get(records.BASELINE):
         attrs[records.BASELINE] = True
     study.enqueue_trial(dict(params), user_attrs=attrs)
+
+
+CONFIRM_SUFFIX = ":confirm"
+
+
+def confirm_study(study: optuna.Study, create: bool) -> optuna.Study | None:
+    """The run's confirmation study (``<name>:confirm``, same storage; see
+    ``search/confirm.py``); None if it does not exist and ``create`` is False."""
+    name = study.study_name + CONFIRM_SUFFIX
+    if create:
+        return optuna.create_study(
+            storage=study._storage,
+            study_name=name,
+            directions=study.directions,
+            load_if_exists=True,
+        )
+    try:
+        return optuna.load_study(study_name=name, storage=study._storage)
+    except KeyError:
+        return None

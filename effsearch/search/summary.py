@@ -16,6 +16,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from effsearch.search import records
+from effsearch.search.confirmations import Confirmed, summarize
+from effsearch.search.study import confirm_study
 from effsearch.search.study_front import (
     Reference,
     fixed_reference,
@@ -158,6 +160,12 @@ class RunSummary:
                     )
         return found
 
+    @property
+    def confirmed(self) -> dict[int, Confirmed]:
+        """Front members confirmed on more seeds (``effsearch confirm``), by trial number."""
+        extra = confirm_study(self.study, create=False)
+        return summarize(self.recipe, self.study, extra) if extra is not None else {}
+
     def document(self) -> dict[str, Any]:
         """The ``show --json`` document (the public contract in docs/architecture.md)."""
         recipe, reference = self.recipe, self.reference
@@ -174,6 +182,7 @@ class RunSummary:
             "hypervolume_history": self.hypervolume_history,
             "stopped_early": self.stopped_early,
             "within_noise": self.within_noise(),
+            "confirmed": {str(n): c.as_dict() for n, c in self.confirmed.items()},
         }
 
     def pareto_document(self) -> dict[str, Any]:
