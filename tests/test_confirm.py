@@ -60,6 +60,14 @@ def test_confirm_after_a_digits_search_adds_mean_std_and_probability_per_member(
         assert 0.0 <= entry["pareto_probability"] <= 1.0
     assert "confirmed on 3 seeds" in cli.invoke(app, ["show", str(run_dir)]).output
     assert json.loads((run_dir / "pareto.json").read_text())["confirmed"]
+    from effsearch.report import plots
+    from effsearch.search.rundir import RunDir
+    from effsearch.search.study import load_study
+
+    data = plots.collect(*load_study(RunDir(run_dir)))
+    drawn = [p for p in data.points if p.kind == "Pareto set"]
+    assert drawn and all(p.spread is not None and len(p.spread) == 3 for p in drawn)
+    assert cli.invoke(app, ["plot", str(run_dir), "--out", str(tmp_path / "f.png")]).exit_code == 0
 
     # a second confirmation with one more seed runs only the new seed (finished runs kept)
     again = cli.invoke(app, ["confirm", str(run_dir), "--seeds", "3"])

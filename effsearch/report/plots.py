@@ -46,6 +46,10 @@ class Point:
     kind: str
     values: list[float]  # in objective order
     baseline: bool = False
+    spread: list[float] | None = None
+    """Standard deviation per objective over its confirmation runs (effsearch confirm)."""
+    shaky: bool = False
+    """Confirmed, but on the front in under half the bootstrap resamples."""
 
 
 @dataclass
@@ -92,6 +96,11 @@ def collect(recipe: Recipe, study: optuna.Study) -> PlotData:
         else:
             points.append(drawn)
     history = [(int(h["finished"]), float(h["hypervolume"])) for h in summary.hypervolume_history]
+    for point in points:
+        confirmed = summary.confirmed.get(point.number)
+        if confirmed is not None:
+            point.spread = [confirmed.metrics_std.get(m, 0.0) for m in metrics]
+            point.shaky = confirmed.pareto_probability < 0.5
     numbers = {p.number for p in points}
     return PlotData(
         name=recipe.name,
@@ -229,6 +238,21 @@ def _front_panel(axes: Any, data: PlotData, i: int, j: int) -> None:
             label=kind,
             zorder=3 if kind == "Pareto set" else 2,
         )
+    confirmed = [p for p in data.points if p.spread is not None]
+    if confirmed:  # one standard deviation over the confirmation seeds
+        axes.errorbar(
+            [p.values[i] for p in confirmed],
+            [p.values[j] for p in confirmed],
+            xerr=[p.spread[i] for p in confirmed if p.spread],
+            yerr=[p.spread[j] for p in confirmed if p.spread],
+            fmt="none", ecolor=COLORS["Pareto set"], elinewidth=1, capsize=2, zorder=2,
+        )  # fmt: skip
+    shaky = [p for p in data.points if p.shaky]
+    if shaky:
+        axes.scatter(
+            [p.values[i] for p in shaky], [p.values[j] for p in shaky], s=110, marker="x",
+            c="black", label="shaky (on the front in < 50 % of resamples)", zorder=5,
+        )  # fmt: skip
     front = sorted((p.values[i], p.values[j]) for p in data.points if p.kind == "Pareto set")
     if len(data.objectives) == 2 and len(front) > 1:
         # the edge of what the set dominates: between two points it keeps the value of the one
@@ -256,6 +280,13 @@ def _front_panel(axes: Any, data: PlotData, i: int, j: int) -> None:
     rank = {label: n for n, label in enumerate(KINDS)}
     order = sorted(range(len(labels)), key=lambda n: rank.get(labels[n], len(KINDS)))
     axes.legend([handles[n] for n in order], [labels[n] for n in order], fontsize=8, loc="best")
+
+
+def _errors(points: Sequence[Point], k: int) -> dict[str, Any] | None:
+    """Plotly error bars of objective ``k`` (standard deviation over confirmation seeds)."""
+    if not any(p.spread for p in points):
+        return None
+    return {"type": "data", "array": [p.spread[k] if p.spread else 0.0 for p in points]}
 
 
 def wide_range(values: Sequence[float]) -> bool:
@@ -331,7 +362,13 @@ def html_parts(data: PlotData) -> list[str]:
                     legendgroup=kind,
                     showlegend=index == 0,
                     marker={"color": COLORS[kind], "size": 9 if kind == "Pareto set" else 6},
-                    text=[f"trial {p.number}{' (baseline)' if p.baseline else ''}" for p in chosen],
+                    text=[
+                        f"trial {p.number}{' (baseline)' if p.baseline else ''}"
+                        f"{' (shaky)' if p.shaky else ''}"
+                        for p in chosen
+                    ],
+                    error_x=_errors(chosen, i),
+                    error_y=_errors(chosen, j),
                 ),
                 row=row + 1,
                 col=column + 1,
