@@ -485,7 +485,7 @@ SINGLE_PROBLEMS = [
         edited("{builtin: digits-cnn}", "{builtin: digits-cnn, options: {foo: 1}}"),
         "task.options",
         3,
-        "task 'digits-cnn' accepts options none; got ['foo']",
+        "task 'digits-cnn' has no option 'foo'. Options: none",
         id="builtin-task-option",
     ),
     pytest.param(

@@ -152,14 +152,20 @@ class TaskInfo:
     check_options: Callable[[Mapping[str, Any], str], list[str]] | None = None
 
     def option_problems(self, options: Mapping[str, Any], recipe_dir: str) -> list[str]:
-        """Unknown option names, then what :attr:`check_options` finds."""
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            return [
-                f"task {self.name!r} accepts options {list(self.options) or 'none'}; got "
-                f"{sorted(options)}"
-            ]
-        return self.check_options(options, recipe_dir) if self.check_options else []
+        """Unknown option names (with a "did you mean"), then what :attr:`check_options`
+        finds in the others."""
+        import difflib
+
+        problems = []
+        for name in sorted(set(options) - set(self.options)):
+            close = difflib.get_close_matches(name, self.options, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                f"task {self.name!r} has no option {name!r}.{hint} Options: "
+                f"{', '.join(self.options) or 'none'}"
+            )
+        known = {k: v for k, v in options.items() if k in self.options}
+        return problems + (self.check_options(known, recipe_dir) if self.check_options else [])
 
     def load(self) -> type[Task]:
         """The implementing class (imports it, and with it torch)."""
