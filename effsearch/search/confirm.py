@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from effsearch.errors import ArgumentError
 from effsearch.registry import lookup
-from effsearch.search import records
+from effsearch.search import tell
 from effsearch.search.confirmations import MEMBER, SEED, Confirmed, seeds_for, summarize
 from effsearch.search.executors.base import Executor, TrialJob
 from effsearch.search.plan import trial_job
@@ -106,14 +106,7 @@ def _execute(
             executor.submit(job)
         for outcome in executor.poll(0.2):
             trial = pending.pop(outcome.number)
-            trial.set_user_attr(records.METRICS, outcome.metrics)
-            trial.set_user_attr(records.DURATION, round(outcome.duration_s, 3))
-            missing = [o.metric for o in recipe.objectives if o.metric not in outcome.metrics]
-            if not outcome.ok or missing:
-                trial.set_user_attr(records.FAIL_REASON, outcome.reason or f"no {missing}")
-                extra.tell(trial, state=TrialState.FAIL)
-            else:
-                extra.tell(trial, [outcome.metrics[o.metric] for o in recipe.objectives])
+            tell.record(extra, trial, outcome, recipe.objectives, recipe.constraints)
 
 
 def _fail_leftovers(extra: optuna.Study) -> None:
