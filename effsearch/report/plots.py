@@ -7,7 +7,8 @@ same :class:`PlotData`, collected from the study alone.
 Front panels (every pair of objectives, for 3 and more): feasible trials on the Pareto set,
 feasible dominated ones, infeasible ones (breaking a constraint) and trials stopped early (at
 their last reported metrics) are drawn apart; the baseline is ringed; constraint limits on an
-axis are dashed lines. Axis labels carry the unit and which way is better.
+axis are dashed lines; confirmed members carry error bars, shaky ones a cross. Axis labels carry
+the unit and which way is better.
 """
 
 from __future__ import annotations
