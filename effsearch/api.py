@@ -12,7 +12,6 @@ The command line's ``run``, ``resume`` and ``show`` are thin layers over :func:`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,10 @@ from effsearch.recipe.overrides import with_overrides
 from effsearch.recipe.schema import Recipe
 from effsearch.recipe.validate import load_recipe
 from effsearch.search import confirm as confirming
-from effsearch.search import records
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner, SessionResult
 from effsearch.search.study import load_study
-from effsearch.search.study_front import is_feasible
-from effsearch.search.summary import RunSummary, trial_config
+from effsearch.search.summary import RunSummary, trial_record
 from effsearch.search.view import View
 
 OVERRIDES = ("trials", "executor", "workers", "address")
@@ -155,13 +152,12 @@ def _result(
 
 
 def _trial(recipe: Recipe, frozen: optuna.trial.FrozenTrial) -> Trial:
-    complete = frozen.state == optuna.trial.TrialState.COMPLETE
-    metrics: Mapping[str, float] = frozen.user_attrs.get(records.METRICS, {})
+    record = trial_record(recipe, frozen)  # what show --json says of it
     return Trial(
-        number=frozen.number,
-        state=frozen.state.name,
-        params=trial_config(recipe, frozen),
-        values=tuple(frozen.values) if complete and frozen.values is not None else None,
-        metrics=dict(metrics),
-        feasible=is_feasible(frozen) if complete else None,
+        number=record["number"],
+        state=record["state"],
+        params=record["params"],
+        values=tuple(record["values"]) if record["values"] is not None else None,
+        metrics=record["metrics"],
+        feasible=record["feasible"],
     )

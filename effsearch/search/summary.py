@@ -7,6 +7,7 @@ no torch.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ class RunSummary:
                     )
         return found
 
-    @property
+    @functools.cached_property
     def confirmed(self) -> dict[int, Confirmed]:
         """Front members confirmed on more seeds (``effsearch confirm``), by trial number."""
         extra = confirm_study(self.study, create=False)

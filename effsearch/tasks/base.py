@@ -167,6 +167,11 @@ class TaskInfo:
         known = {k: v for k, v in options.items() if k in self.options}
         return problems + (self.check_options(known, recipe_dir) if self.check_options else [])
 
+    def values(self, config: Config, group: str) -> dict[str, Any]:
+        """Every knob of ``group`` this task declares, as ``config`` sets it or its default."""
+        given = config.get(group, {})
+        return {d.name: given.get(d.name, d.default) for d in self.families[group]}
+
     def load(self) -> type[Task]:
         """The implementing class (imports it, and with it torch)."""
         module_name, _, attr = self.implementation.partition(":")

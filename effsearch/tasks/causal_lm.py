@@ -97,7 +97,7 @@ class CausalLM(Task):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.prompt_tokens = prompt_tokens
         self.decode_tokens = decode_tokens
-        self.train_chunks = self._chunks(self.data.train_texts, max_length)
+        self.train_chunks = lm_builtin.token_rows(self.tokenizer, self.data.train_texts, max_length)
         # the held-out texts, halved: validation (optimized) and test (only reported)
         first, second = text_data.halves(self.data.test_labels or [0] * len(self.data.test_texts))
         self.val = self._split(first, max_length)
@@ -112,10 +112,7 @@ class CausalLM(Task):
     def run(self, config: Config, ctx: TrialContext) -> Metrics:
         torch.manual_seed(ctx.seed)
         device = torch.device(ctx.device)
-        train_cfg = {
-            d.name: config.get("training", {}).get(d.name, d.default)
-            for d in catalog.CAUSAL_LM.families["training"]
-        }
+        train_cfg = catalog.CAUSAL_LM.values(config, "training")
         model: nn.Module = copy.deepcopy(self.pretrained)
         surgery.drop_top_layers(
             model, self.layout, int(config.get("architecture", {}).get("drop_layers", 0))
@@ -165,15 +162,6 @@ class CausalLM(Task):
         return metrics
 
     # ------------------------------------------------------------------------------- pieces
-    def _chunks(self, texts: list[str], length: int) -> torch.Tensor:
-        """The training texts as one token stream cut into ``length``-token rows."""
-        ids: list[int] = []
-        for text in texts:
-            ids += self.tokenizer(text)["input_ids"] + [self.tokenizer.eos_token_id]
-        rows = max(1, len(ids) // length)
-        ids = (ids * math.ceil(rows * length / max(1, len(ids))))[: rows * length]
-        return torch.tensor(ids).reshape(rows, length)
-
     def _split(self, rows: list[int], length: int) -> HeldOut:
         texts = [self.data.test_texts[i] for i in rows]
         encoded = self.tokenizer(

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from effsearch.objectives import meters
-from effsearch.spaces import architecture, training
+from effsearch.spaces import architecture
 from effsearch.tasks import catalog
 from effsearch.tasks.base import Config, Metrics, Task, TrialContext
 from effsearch.tasks.pipeline import (
@@ -101,8 +101,8 @@ class DigitsCNN(Task):
 
     def run(self, config: Config, ctx: TrialContext) -> Metrics:
         torch.manual_seed(ctx.seed)
-        arch = _with_defaults(config.get("architecture", {}), architecture.KNOBS)
-        train_cfg = _with_defaults(config.get("training", {}), training.KNOBS)
+        arch = catalog.DIGITS_CNN.values(config, "architecture")
+        train_cfg = catalog.DIGITS_CNN.values(config, "training")
         epochs = int(train_cfg["epochs"])
 
         device = torch.device(ctx.device)
@@ -153,7 +153,7 @@ class DigitsCNN(Task):
         before_quantization: Callable[[nn.Module], None] = lambda model: None,
     ) -> quantization.Quantized:
         """The untrained model of ``config``, pruned and quantized."""
-        arch = _with_defaults(config.get("architecture", {}), architecture.KNOBS)
+        arch = catalog.DIGITS_CNN.values(config, "architecture")
         model = build_model(float(arch["width_mult"]), int(arch["depth"])).to(device)
         pruning.apply(model, config.get("pruning", {}), self.val_x[:1].to(device))
         pruning.finalize(model)
@@ -200,10 +200,6 @@ class DigitsCNN(Task):
         images = self.val_x if images is None else images
         with torch.inference_mode():
             return model(images.to(device, input_dtype)).argmax(dim=1).cpu()
-
-
-def _with_defaults(values: Mapping[str, Any], knobs: tuple[Any, ...]) -> dict[str, Any]:
-    return {knob.name: values.get(knob.name, knob.default) for knob in knobs}
 
 
 def _measure_batch(images: torch.Tensor, batch_size: int) -> torch.Tensor:

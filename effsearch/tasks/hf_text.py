@@ -125,10 +125,7 @@ class HFTextClassification(Task):
         torch.manual_seed(ctx.seed)
         device = torch.device(ctx.device)
         peft_cfg = config.get("peft", {"method": "head_only"})
-        train_cfg = {
-            d.name: config.get("training", {}).get(d.name, d.default)
-            for d in catalog.HF_TEXT_CLASSIFICATION.families["training"]
-        }
+        train_cfg = catalog.HF_TEXT_CLASSIFICATION.values(config, "training")
 
         model = self._fresh_model()
         layers = surgery.drop_top_layers(

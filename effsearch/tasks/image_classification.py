@@ -74,8 +74,8 @@ class ImageClassification(Task):
 
     def run(self, config: Config, ctx: TrialContext) -> Metrics:
         torch.manual_seed(ctx.seed)
-        train_cfg = _values(config, "training")
-        resolution = int(_values(config, "architecture")["resolution"])
+        train_cfg = catalog.IMAGE_CLASSIFICATION.values(config, "training")
+        resolution = int(catalog.IMAGE_CLASSIFICATION.values(config, "architecture")["resolution"])
         epochs = int(train_cfg["epochs"])
         device = torch.device(ctx.device)
         model = self._build(ctx).to(device)
@@ -212,11 +212,6 @@ def _resized(images: torch.Tensor, side: int) -> torch.Tensor:
     if images.shape[-1] == side:
         return images
     return nn.functional.interpolate(images, size=(side, side), mode="bilinear", antialias=True)
-
-
-def _values(config: Config, group: str) -> dict[str, Any]:
-    declared = catalog.IMAGE_CLASSIFICATION.families[group]
-    return {d.name: config.get(group, {}).get(d.name, d.default) for d in declared}
 
 
 def _predict(

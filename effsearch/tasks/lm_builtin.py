@@ -51,6 +51,19 @@ def folder(cache_dir: Path) -> Path:
     return target
 
 
+def token_rows(tokenizer: Any, texts: list[str], length: int) -> Any:
+    """``texts`` as one token stream (each ended by the eos token) cut into ``length``-token
+    rows: a ``rows x length`` tensor (a stream shorter than one row is repeated to fill it)."""
+    import torch
+
+    ids: list[int] = []
+    for text in texts:
+        ids += tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
+    rows = max(1, len(ids) // length)
+    ids = (ids * -(-rows * length // max(1, len(ids))))[: rows * length]
+    return torch.tensor(ids).reshape(rows, length)
+
+
 def _train(target: Path) -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -80,11 +93,7 @@ def _train(target: Path) -> None:
         **CONFIG,
     )
     model = LlamaForCausalLM(config)
-    ids: list[int] = []
-    for text in texts:
-        ids += tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
-    usable = len(ids) // PRETRAIN_LENGTH * PRETRAIN_LENGTH
-    chunks = torch.tensor(ids[:usable]).reshape(-1, PRETRAIN_LENGTH)
+    chunks = token_rows(tokenizer, texts, PRETRAIN_LENGTH)
     optimizer = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LR)
     generator = torch.Generator().manual_seed(SEED)
     model.train()
