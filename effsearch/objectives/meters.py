@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from effsearch.errors import TaskError
+from effsearch.objectives import noise
 from effsearch.objectives.slots import device_key
 
 if TYPE_CHECKING:
@@ -65,15 +66,19 @@ def latency(
     times_ms.sort()
     quartiles = statistics.quantiles(times_ms, n=4) if len(times_ms) > 1 else [times_ms[0]] * 3
     median = statistics.median(times_ms)
+    throughput = batch_size / (median / 1000.0) if median > 0 else 0.0
+    se_ms = noise.median_se(quartiles[2] - quartiles[0], repeats)
     return {
         "latency_ms": median,
         "latency_p50_ms": median,
         "latency_p90_ms": _percentile(times_ms, 0.9),
         "latency_min_ms": times_ms[0],
         "latency_iqr_ms": quartiles[2] - quartiles[0],
+        "latency_se_ms": se_ms,
         "latency_repeats": float(repeats),
         "latency_batch_size": float(batch_size),
-        "throughput_per_s": batch_size / (median / 1000.0) if median > 0 else 0.0,
+        "throughput_per_s": throughput,
+        "throughput_se_per_s": throughput * se_ms / median if median > 0 else 0.0,
         "torch_threads": float(torch.get_num_threads()),
     }
 
@@ -282,6 +287,15 @@ def warm_up() -> None:
 def agreement(predictions: torch.Tensor, parent_predictions: torch.Tensor) -> float:
     """Fraction of inputs on which a compressed model predicts what its parent predicted."""
     return float((predictions == parent_predictions).float().mean())
+
+
+def fraction_correct(
+    name: str, predictions: torch.Tensor, labels: torch.Tensor
+) -> dict[str, float]:
+    """``{name: share of predictions equal to labels, name_se: its binomial standard error}``
+    (independent examples: accuracy over a split, agreement over its inputs)."""
+    fraction = float((predictions == labels).float().mean())
+    return {name: fraction, f"{name}_se": noise.binomial_se(fraction, labels.numel())}
 
 
 def provenance(device: str) -> dict[str, str]:

@@ -21,9 +21,11 @@ HARDWARE_METRICS = (
     MetricInfo("latency_p90_ms", "90th percentile of the timed repeats"),
     MetricInfo("latency_min_ms", "fastest timed repeat"),
     MetricInfo("latency_iqr_ms", "interquartile range of the timed repeats"),
+    MetricInfo("latency_se_ms", "standard error of latency_ms (the median), from the IQR"),
     MetricInfo("latency_repeats", "number of timed repeats"),
     MetricInfo("latency_batch_size", "inputs per timed forward pass"),
     MetricInfo("throughput_per_s", "inputs per second at the measure batch size", "maximize"),
+    MetricInfo("throughput_se_per_s", "standard error of throughput_per_s, from latency's"),
     MetricInfo("torch_threads", "torch intra-op threads while timing"),
     MetricInfo(
         "energy_j_est",
@@ -69,7 +71,9 @@ EARLY_HARDWARE_METRICS = frozenset(
         "latency_p90_ms",
         "latency_min_ms",
         "latency_iqr_ms",
+        "latency_se_ms",
         "throughput_per_s",
+        "throughput_se_per_s",
         "energy_j_est",
         "energy_j",
     }

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+NOISE_BASE = 0.02
+NOISE_SLOPE = 0.1
+
 
 def zdt1(config: dict[str, Any]) -> dict[str, float]:
     """Convex front ``f2 = 1 - sqrt(f1)``."""
@@ -41,3 +44,31 @@ def _evaluate(problem: str, config: dict[str, Any], **options: Any) -> dict[str,
     function = getattr(multi_objective, problem)(dim=len(xs), **options)
     values = function.evaluate_true(torch.tensor([xs], dtype=torch.float64))[0]
     return {f"f{i + 1}": float(v) for i, v in enumerate(values)}
+
+
+def noisy_zdt1(config: dict[str, Any], ctx: Any) -> dict[str, float]:
+    """ZDT1 measured with noise (see :func:`_noisy`)."""
+    return _noisy(_evaluate("ZDT1", config), config, ctx)
+
+
+def noisy_dtlz2(config: dict[str, Any], ctx: Any) -> dict[str, float]:
+    """DTLZ2 measured with noise (see :func:`_noisy`)."""
+    return _noisy(_evaluate("DTLZ2", config, num_objectives=3), config, ctx)
+
+
+def _noisy(true: dict[str, float], config: dict[str, Any], ctx: Any) -> dict[str, float]:
+    """A synthetic noisy measurement, as a benchmark of noise-aware optimizers needs: each
+    objective plus Gaussian noise whose standard deviation grows with ``x0`` (0.02 at x0 = 0,
+    0.12 at x0 = 1: heteroscedastic, like latency on a busy machine), reported as ``f<i>_se``;
+    the noise-free values are reported as ``f<i>_true`` for scoring only. Seeded by the run's
+    seed and the trial number."""
+    import numpy as np
+
+    sigma = NOISE_BASE + NOISE_SLOPE * float(config["x"]["x0"])
+    rng = np.random.default_rng([ctx.seed, ctx.trial_number])
+    measured: dict[str, float] = {}
+    for name, value in true.items():
+        measured[name] = value + sigma * float(rng.standard_normal())
+        measured[f"{name}_se"] = sigma
+        measured[f"{name}_true"] = value
+    return measured

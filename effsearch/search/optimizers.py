@@ -14,9 +14,10 @@ from typing import Any
 import optuna
 
 from effsearch.errors import UserInputError
+from effsearch.objectives import noise
 from effsearch.objectives.goals import Constraint, Objective
 from effsearch.registry import lookup, register
-from effsearch.search import study_front
+from effsearch.search import records, study_front
 from effsearch.spaces.knobs import SearchSpace
 
 
@@ -185,7 +186,29 @@ def _botorch(request: OptimizerRequest) -> optuna.samplers.BaseSampler:
         "n_startup_trials": max(study_front.infer_from(request.n_objectives), 10),
         **request.options,
     }
-    return BoTorchSampler(request.space, reference, seed=request.seed, **options)
+    return BoTorchSampler(
+        request.space, reference, seed=request.seed, noise=_measured_noise(request), **options
+    )
+
+
+def _measured_noise(
+    request: OptimizerRequest,
+) -> Callable[[optuna.trial.FrozenTrial], tuple[list[float | None], dict[str, float | None]]]:
+    """A trial's measurement variances, read from its recorded metrics (``objectives/noise``).
+    A rejected trial's objective values are imputed, not measured: unknown."""
+
+    def variances(
+        trial: optuna.trial.FrozenTrial,
+    ) -> tuple[list[float | None], dict[str, float | None]]:
+        metrics = trial.user_attrs.get(records.METRICS, {})
+        imputed = records.REJECTED in trial.user_attrs or not request.objectives
+        return (
+            [None if imputed else noise.variance(o.metric, metrics) for o in request.objectives]
+            or [None] * request.n_objectives,
+            {str(c): noise.variance(c.metric, metrics) for c in request.constraints},
+        )
+
+    return variances
 
 
 def _encoded_columns(space: SearchSpace) -> int:

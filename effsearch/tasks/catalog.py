@@ -27,6 +27,8 @@ from effsearch.tasks import text_data as text_data
 from effsearch.tasks.base import Config, TaskInfo
 
 PIPELINE_METRICS = (
+    MetricInfo("accuracy_se", "binomial standard error of accuracy over the validation split"),
+    MetricInfo("agreement_se", "binomial standard error of agreement"),
     MetricInfo(
         "test_accuracy", "accuracy on the test split (reported, never optimized)", "maximize"
     ),
@@ -242,6 +244,7 @@ CAUSAL_LM = TaskInfo(
             "held-out texts whose label the model finds likeliest (data with labels)",
             "maximize",
         ),
+        MetricInfo("accuracy_se", "binomial standard error of accuracy (data with labels)"),
         MetricInfo("prefill_ms", "time to the first token for a measure batch of prompts"),
         MetricInfo(
             "decode_tokens_per_s",

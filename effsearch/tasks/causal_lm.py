@@ -33,7 +33,7 @@ from torch import nn
 
 from effsearch.errors import TaskError
 from effsearch.models import layouts, surgery
-from effsearch.objectives import meters
+from effsearch.objectives import meters, noise
 from effsearch.tasks import catalog, lm_builtin, text_data
 from effsearch.tasks.base import Config, Metrics, Task, TaskSpec, TrialContext
 from effsearch.transforms import peft, pruning, quantization
@@ -155,6 +155,7 @@ class CausalLM(Task):
         metrics["agreement"] = meters.agreement(next_tokens, parent_next)
         if self.data.label_names:
             metrics["accuracy"] = self._label_accuracy(quantized.model, device, self.val)
+            metrics["accuracy_se"] = noise.binomial_se(metrics["accuracy"], len(self.val.labels))
             metrics["test_accuracy"] = self._label_accuracy(quantized.model, device, self.test)
         metrics |= self._measure_generation(quantized.model, ctx)
         metrics |= meters.size(quantized.model, sparse=True)

@@ -140,7 +140,9 @@ class DigitsCNN(Task):
     def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
         where = torch.device(device)
         return {
-            "accuracy": accuracy(self._predict(model, input_dtype, where), self.val_y),
+            **meters.fraction_correct(
+                "accuracy", self._predict(model, input_dtype, where), self.val_y
+            ),
             "test_accuracy": accuracy(
                 self._predict(model, input_dtype, where, self.test_x), self.test_y
             ),

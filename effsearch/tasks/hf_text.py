@@ -196,7 +196,7 @@ class HFTextClassification(Task):
     def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
         ctx = TrialContext(trial_number=-1, seed=0, device=device)
         return {
-            "accuracy": accuracy(self._predict(model, ctx), self.val_labels),
+            **meters.fraction_correct("accuracy", self._predict(model, ctx), self.val_labels),
             "test_accuracy": accuracy(
                 self._predict(model, ctx, self.test_inputs), self.test_labels
             ),

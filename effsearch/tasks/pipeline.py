@@ -140,8 +140,8 @@ def compress_and_measure(
         pruning.to_semi_structured(quantized.model)
     ctx.note("flops are counted on the float model and ignore unstructured zeros")
     predictions = work.predict(quantized.model, quantized.input_dtype)
-    metrics["accuracy"] = accuracy(predictions, work.labels)
-    metrics["agreement"] = meters.agreement(predictions, parent)
+    metrics |= meters.fraction_correct("accuracy", predictions, work.labels)
+    metrics |= meters.fraction_correct("agreement", predictions, parent)
     metrics["accuracy_delta"] = metrics["accuracy"] - accuracy(parent, work.labels)
     if work.test_predict is not None and work.test_labels is not None:
         test = work.test_predict(quantized.model, quantized.input_dtype)
