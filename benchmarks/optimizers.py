@@ -93,6 +93,7 @@ CONTENDERS: dict[str, dict[str, Any]] = {
     "effsearch auto": {"name": "auto"},
     "effsearch botorch": {"name": "botorch"},
     "effsearch botorch qLogEHVI": {"name": "botorch", "options": {"noisy": False}},
+    "effsearch botorch one-hot": {"name": "botorch", "options": {"categorical_kernel": False}},
     "effsearch nsga2_dynamic": {"name": "nsga2_dynamic"},
     "effsearch tpe": {"name": "tpe"},
     "optuna NSGAII": {"name": "nsga2", "options": {"population_size": 50}},

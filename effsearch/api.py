@@ -23,6 +23,7 @@ from effsearch.recipe.overrides import with_overrides
 from effsearch.recipe.schema import Recipe
 from effsearch.recipe.validate import load_recipe
 from effsearch.search import confirm as confirming
+from effsearch.search import records
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner, SessionResult
 from effsearch.search.study import load_study
@@ -45,6 +46,8 @@ class Trial:
     values: tuple[float, ...] | None
     metrics: dict[str, float]
     feasible: bool | None
+    warm_start_from: dict[str, Any] | None = None
+    """Set on a trial carried over from an earlier run: ``{run, trial, carried}``."""
 
 
 @dataclass(frozen=True)
@@ -160,4 +163,5 @@ def _trial(recipe: Recipe, frozen: optuna.trial.FrozenTrial) -> Trial:
         values=tuple(record["values"]) if record["values"] is not None else None,
         metrics=record["metrics"],
         feasible=record["feasible"],
+        warm_start_from=record.get(records.WARM_START_FROM),
     )

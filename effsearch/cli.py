@@ -300,6 +300,17 @@ def validate(recipe_path: RecipeArg) -> None:
     console.print(f"  objectives: {goals}", markup=False)
     if recipe.constraints:
         console.print(f"  constraints: {', '.join(map(str, recipe.constraints))}", markup=False)
+    if recipe.warm_start is not None:
+        from optuna.trial import TrialState
+
+        from effsearch.search.warm_start import read_runs
+
+        for earlier in read_runs(recipe):
+            done = (TrialState.COMPLETE,)
+            finished = len(earlier.study.get_trials(deepcopy=False, states=done))
+            console.print(
+                f"  warm start from {earlier.path}: {finished} finished trials", markup=False
+            )
 
 
 @app.command()

@@ -182,3 +182,9 @@ def allocates(config: Config) -> dict[str, float]:
         while True:
             blocks.append(bytearray(64 * 2**20))
     return zdt1(config)
+
+
+def sized(config: Config) -> dict[str, float]:
+    """zdt1 plus two configuration-only metrics (``params``, ``size_mb``), as a model's are."""
+    xs = _xs(config)
+    return zdt1(config) | {"params": 1000.0 * (1 + xs[0]), "size_mb": 4.0 * (1 - xs[0]) + xs[1]}

@@ -9,7 +9,7 @@ from typing import Any
 
 from effsearch.errors import ResumeError
 
-RESUMABLE_FIELDS = ("budget", "execution", "optimizer")
+RESUMABLE_FIELDS = ("budget", "execution", "optimizer", "warm_start")
 """Top-level fields that may change when a run is resumed; any other change invalidates trials."""
 
 

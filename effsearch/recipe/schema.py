@@ -110,6 +110,13 @@ class EarlyStoppingSection(_Section):
     min_gain: float = Field(0.0, ge=0.0, lt=1.0)  # Pareto pruner: least hypervolume share
 
 
+class WarmStartSection(_Section):
+    """Seed a new search with the finished trials of earlier runs of the same task
+    (``runs``: their run directories, relative to the recipe's folder)."""
+
+    runs: list[str] = Field(min_length=1)
+
+
 MeasureSection = MeasureSettings
 """The ``measure`` section (the type trials receive, from :mod:`effsearch.tasks.base`)."""
 
@@ -129,6 +136,7 @@ SECTIONS: dict[str, tuple[Any, bool]] = {
     "measure": (MeasureSection, False),
     "baseline": (bool, False),
     "early_stopping": (EarlyStoppingSection | None, False),
+    "warm_start": (WarmStartSection | None, False),
 }
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -140,6 +148,7 @@ DEFAULTS: dict[str, Any] = {
     "measure": MeasureSection(),
     "baseline": True,
     "early_stopping": None,
+    "warm_start": None,
 }
 
 
@@ -160,6 +169,7 @@ class Recipe:
     measure: MeasureSection
     baseline: bool
     early_stopping: EarlyStoppingSection | None
+    warm_start: WarmStartSection | None
     data: Mapping[str, Any]
     source: str
     recipe_dir: str

@@ -129,6 +129,7 @@ def validate(
         measure=sections["measure"],
         baseline=sections["baseline"],
         early_stopping=sections["early_stopping"],
+        warm_start=sections["warm_start"],
         data=data,
         source=source,
         recipe_dir=recipe_dir,

@@ -17,6 +17,7 @@ from effsearch.recipe import Recipe
 from effsearch.search import records
 from effsearch.search.study_front import pareto_front
 from effsearch.search.summary import RunSummary, trial_config
+from effsearch.search.warm_start import Carried
 from effsearch.spaces.knobs import Knob
 
 
@@ -95,6 +96,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
             f"hypervolume {summary.hypervolume:.4g} (reference point [{point}], "
             f"{summary.reference.source})"
         )
+    if summary.warm_start:
+        lines.append(Carried(**summary.warm_start).line())
     baseline = baseline_line(summary)
     if baseline:
         lines.append(baseline)

@@ -61,6 +61,8 @@ from effsearch.spaces.knobs import SearchSpace
 
 SCREEN_MC_SAMPLES = 4
 SHORTLIST = 32
+PRUNE_SAMPLES = 256
+"""Posterior samples that decide which finished trials may be on the front (qLogNEHVI)."""
 MIN_MEASURED_NOISE = 1e-6
 """Floor of a measured variance once standardized: an exact metric stays well conditioned."""
 
@@ -98,6 +100,7 @@ class BoTorchSampler(BaseSampler):
         mc_samples: int = 32,
         threads: int = 1,
         noisy: bool = True,
+        categorical_kernel: bool = True,
         noise: NoiseRule | None = None,
     ) -> None:
         if n_startup_trials < 2 or candidates < 16 or mc_samples < 8 or threads < 1:
@@ -113,6 +116,7 @@ class BoTorchSampler(BaseSampler):
         self.mc_samples = mc_samples
         self.threads = threads
         self.noisy = noisy
+        self._categorical_kernel = categorical_kernel and bool(self.encoding.model_categorical)
         self.noise = noise
         self._fallback = RandomSampler(seed=seed)
         self._hyperparameters: dict[str, Any] | None = None
@@ -205,6 +209,9 @@ class BoTorchSampler(BaseSampler):
         from botorch.acquisition.multi_objective.objective import (
             IdentityMCMultiOutputObjective,
         )
+        from botorch.acquisition.multi_objective.utils import (
+            prune_inferior_points_multi_objective,
+        )
         from botorch.sampling.normal import SobolQMCNormalSampler
         from botorch.utils.multi_objective.box_decompositions.non_dominated import (
             FastNondominatedPartitioning,
@@ -224,9 +231,13 @@ class BoTorchSampler(BaseSampler):
             ]
         )
         variances = _variances(finished, constraint_names) if self.noisy else None
-        model = self._fit(torch.tensor(x), torch.tensor(outcomes), variances)
+        categorical = self._categorical_kernel
+        to_model = self.encoding.model_inputs if categorical else _as_is
+        model = self._fit(torch.tensor(to_model(x)), torch.tensor(outcomes), variances)
         seen = {row.tobytes() for row in x}
-        pending = np.array([self.encoding.encode(t.params) for t in running])
+        pending = np.array([self.encoding.encode(t.params) for t in running]).reshape(
+            len(running), self.encoding.dims
+        )
         seen |= {row.tobytes() for row in pending}
         ref_point = torch.tensor(np.array(reference, dtype=float) * to_max)
         objective = IdentityMCMultiOutputObjective(outcomes=list(range(n_obj)))
@@ -236,8 +247,18 @@ class BoTorchSampler(BaseSampler):
             # qLogNEHVI: the observed front is itself uncertain; the hypervolume improvement is
             # integrated over joint posterior samples of the finished trials (those with a
             # chance of being on the front) and of the running ones (pending points).
-            baseline = torch.tensor(x)
-            pending_x = torch.tensor(pending) if len(pending) else None
+            # The finished trials with a chance of being on the front, found once for both
+            # acquisitions (botorch's default 2,048 samples per pruning, twice, took 4 of 7 s
+            # per suggestion at 200 trials on DTLZ2).
+            baseline = prune_inferior_points_multi_objective(
+                model,
+                torch.tensor(to_model(x)),
+                ref_point,
+                objective=objective,
+                constraints=constraints,
+                num_samples=PRUNE_SAMPLES,
+            )
+            pending_x = torch.tensor(to_model(pending)) if len(pending) else None
 
             def acquisition(mc_samples: int) -> Any:
                 return qLogNoisyExpectedHypervolumeImprovement(
@@ -250,7 +271,7 @@ class BoTorchSampler(BaseSampler):
                     objective=objective,
                     constraints=constraints,
                     X_pending=pending_x,
-                    prune_baseline=True,
+                    prune_baseline=False,
                     cache_root=True,
                 )
 
@@ -258,7 +279,7 @@ class BoTorchSampler(BaseSampler):
             if len(pending):
                 # Kriging believer: a running trial counts as observed at the model's mean, so
                 # the next proposal looks elsewhere (and the model is less uncertain there).
-                pending_x = torch.tensor(pending)
+                pending_x = torch.tensor(to_model(pending))
                 believed = model.posterior(pending_x).mean.detach()
                 model = model.condition_on_observations(pending_x, believed)
                 outcomes = np.vstack([outcomes, believed.numpy()])
@@ -279,11 +300,20 @@ class BoTorchSampler(BaseSampler):
                     constraints=constraints,
                 )
 
+        def scorer(mc_samples: int) -> Scorer:
+            function = acquisition(mc_samples)
+
+            def score(rows: np.ndarray) -> np.ndarray:
+                with torch.no_grad():
+                    return function(torch.tensor(to_model(rows)).unsqueeze(1)).numpy()
+
+            return score
+
         front = _non_dominated(outcomes[: len(x), :n_obj], outcomes[: len(x), n_obj:])
         rng = np.random.default_rng(self.seed * 1_000_003 + number)
         return _maximise(
-            acquisition(SCREEN_MC_SAMPLES),
-            acquisition(self.mc_samples),
+            scorer(SCREEN_MC_SAMPLES),
+            scorer(self.mc_samples),
             self.encoding,
             x[front] if front.any() else x,
             self.candidates,
@@ -301,7 +331,7 @@ class BoTorchSampler(BaseSampler):
         import torch
         from botorch.exceptions import ModelFittingError
         from botorch.fit import fit_gpytorch_mll
-        from botorch.models import SingleTaskGP
+        from botorch.models import MixedSingleTaskGP, SingleTaskGP
         from botorch.models.transforms.outcome import Standardize
         from botorch.models.utils.gpytorch_modules import (
             get_gaussian_likelihood_with_lognormal_prior,
@@ -309,11 +339,20 @@ class BoTorchSampler(BaseSampler):
         from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
-        model = SingleTaskGP(
-            train_x,
-            train_y,
-            train_Yvar=None if variances is None else torch.tensor(variances),
-            outcome_transform=Standardize(m=train_y.shape[-1]),
+        train_yvar = None if variances is None else torch.tensor(variances)
+        standardize = Standardize(m=train_y.shape[-1])
+        model = (
+            MixedSingleTaskGP(
+                train_x,
+                train_y,
+                cat_dims=self.encoding.model_categorical,
+                train_Yvar=train_yvar,
+                outcome_transform=standardize,
+            )
+            if self._categorical_kernel
+            else SingleTaskGP(
+                train_x, train_y, train_Yvar=train_yvar, outcome_transform=standardize
+            )
         )
         if variances is not None:
             # Measured noise (standardized by the model) plus a learned remainder, with the
@@ -360,9 +399,13 @@ def _variances(finished: Sequence[Observation], constraint_names: Sequence[str])
     return np.maximum(table, 0.0)
 
 
+Scorer = Callable[[np.ndarray], np.ndarray]
+"""Acquisition values of encoded rows (``n x dims`` -> ``n``)."""
+
+
 def _maximise(
-    screen: Any,
-    acquisition: Any,
+    screen: Scorer,
+    score: Scorer,
     encoding: SpaceEncoding,
     incumbents: np.ndarray,
     budget: int,
@@ -371,8 +414,11 @@ def _maximise(
 ) -> np.ndarray:
     """The canonical candidate with the highest acquisition value, not evaluated before.
 
-    Every candidate is ranked by ``screen`` (the same acquisition on a few MC samples); the
-    ``SHORTLIST`` best are scored by ``acquisition`` and the best of those wins."""
+    Candidates: a Sobol set and random neighbours of the incumbents, then hill-climbing from
+    the five best, each round over their whole one-knob neighbourhoods (every other choice of
+    each choice knob, numeric knobs stepped) plus random neighbours. Every candidate is ranked
+    by ``screen`` (the acquisition on a few MC samples); the ``SHORTLIST`` best are scored by
+    ``score`` and the best of those wins."""
     from scipy.stats import qmc
 
     sobol = qmc.Sobol(d=max(1, encoding.n_knobs), scramble=True, seed=rng.integers(2**31))
@@ -385,32 +431,33 @@ def _maximise(
         ]
     )
     rows, scores = _score(screen, pool, seen)
-    for scale in (0.05, 0.02):  # local search around the five best
-        top = rows[np.argsort(-scores)[:5]]
-        local = encoding.perturb(np.repeat(top, budget // 10, axis=0), scale, rng)
+    for scale in (0.1, 0.05, 0.02):
+        top = rows[np.argsort(-scores, kind="stable")[:5]]
+        local = np.vstack(
+            [encoding.neighbours(row, scale) for row in top]
+            + [encoding.perturb(np.repeat(top, budget // 20, axis=0), scale, rng)]
+        )
         more_rows, more_scores = _score(screen, local, seen | {r.tobytes() for r in rows})
         rows = np.vstack([rows, more_rows])
         scores = np.concatenate([scores, more_scores])
     if not len(rows):  # every candidate was evaluated before: a tiny, exhausted space
         return encoding.from_unit(rng.random((1, max(1, encoding.n_knobs))))[0]
     shortlist = rows[np.argsort(-scores, kind="stable")[:SHORTLIST]]
-    _, final = _score(acquisition, shortlist, set())
+    _, final = _score(score, shortlist, set())
     return shortlist[int(np.argmax(final))]
 
 
-def _score(acquisition: Any, rows: np.ndarray, seen: set[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
+def _score(scorer: Scorer, rows: np.ndarray, seen: set[bytes]) -> tuple[np.ndarray, np.ndarray]:
     unique = {row.tobytes(): row for row in rows if row.tobytes() not in seen}
     if not unique:
         return np.zeros((0, rows.shape[1])), np.zeros(0)
     candidates = np.array(list(unique.values()))
-    scores = []
-    with torch.no_grad():
-        for start in range(0, len(candidates), 256):
-            batch = torch.tensor(candidates[start : start + 256]).unsqueeze(1)
-            scores.append(acquisition(batch).numpy())
+    scores = [scorer(candidates[start : start + 256]) for start in range(0, len(candidates), 256)]
     return candidates, np.concatenate(scores)
+
+
+def _as_is(rows: np.ndarray) -> np.ndarray:
+    return rows
 
 
 def _non_dominated(values: np.ndarray, violations: np.ndarray) -> np.ndarray:

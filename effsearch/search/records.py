@@ -20,11 +20,16 @@ NOTES = "notes"
 MEASURED_ON = "measured_on"
 REJECTED = "rejected_before_training"
 STOPPED = "stopped_early"
+WARM_START_FROM = "warm_start_from"
+"""On a trial carried over from an earlier run (``search/warm_start.py``): not run here."""
+WARM_START_REQUEUED = "warm_start_requeued"
+"""On an earlier run's Pareto member queued to be measured again here."""
 # Study user attributes.
 STUDY_FINGERPRINT = "effsearch_fingerprint"
 STUDY_OPTIMIZER = "effsearch_optimizer"
 STUDY_WALL_S = "effsearch_wall_s_used"
 STUDY_STOPPED_EARLY = "effsearch_stopped_early"
+STUDY_WARM_START = "effsearch_warm_start"
 
 
 def trial_steps(trial: FrozenTrial) -> float:
@@ -33,6 +38,13 @@ def trial_steps(trial: FrozenTrial) -> float:
 
 
 def counted_trials(trials: Sequence[FrozenTrial]) -> int:
-    """Trials that used up budget: finished ones, not those cut short by an interruption."""
+    """Trials that used up budget: finished ones, not those cut short by an interruption nor
+    those carried over from an earlier run."""
     finished = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-    return sum(1 for t in trials if t.state in finished and not t.user_attrs.get(INTERRUPTED))
+    return sum(
+        1
+        for t in trials
+        if t.state in finished
+        and not t.user_attrs.get(INTERRUPTED)
+        and WARM_START_FROM not in t.user_attrs
+    )

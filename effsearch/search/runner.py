@@ -31,7 +31,7 @@ from effsearch.errors import ResumeError
 from effsearch.recipe.resume import check_resumable
 from effsearch.recipe.schema import Recipe
 from effsearch.search import plan as planning
-from effsearch.search import records, study_front, tell
+from effsearch.search import records, study_front, tell, warm_start
 from effsearch.search import storage as storage_mod
 from effsearch.search.budget import Progress
 from effsearch.search.executors.base import Executor, Report, TrialOutcome
@@ -77,6 +77,8 @@ class Runner:
                 f"{self.run_dir.path} already holds a run; continue it with "
                 f"'effsearch resume {self.run_dir.path}', or pass --run-dir for a new one"
             )
+        # before anything is written: a bad warm_start run is a user error (exit 2)
+        earlier = [] if self.run_dir.exists() else warm_start.read_runs(recipe)
         with self.run_dir.driver_lock(), contextlib.ExitStack() as held:
             if resume and self.run_dir.exists():
                 frozen = self.run_dir.frozen_recipe(import_entrypoint=False)
@@ -98,6 +100,9 @@ class Runner:
             if had_trials:
                 self.view.message(resumed_line(recipe.name, study))
             else:
+                if earlier:
+                    here = warm_start.this_machine(recipe.execution.device)
+                    self.view.message(warm_start.carry(study, recipe, earlier, here).line())
                 self._enqueue_baseline(study)
             executor = plan.start_executor()
             try:

@@ -103,6 +103,61 @@ class SpaceEncoding:
             out[redraw, cols] = block
         return self.canonical(out)
 
+    def neighbours(self, row: np.ndarray, scale: float) -> np.ndarray:
+        """Canonical rows one knob away from ``row``: every other choice of each choice knob
+        (each inactive one as well: a change of its parent may bring it in), each numeric
+        knob stepped by ``scale`` down and up. Local search over a categorical space needs
+        the whole neighbourhood; random redraws mostly return the row itself."""
+        out = []
+        for column in self.columns:
+            cols = slice(column.start, column.start + column.width)
+            if isinstance(column.knob.distribution, CategoricalDistribution):
+                for choice in range(column.width):
+                    if row[column.start + choice] == 1.0:
+                        continue
+                    moved = row.copy()
+                    moved[cols] = 0.0
+                    moved[column.start + choice] = 1.0
+                    out.append(moved)
+                continue
+            for step in (-scale, scale):
+                moved = row.copy()
+                moved[column.start] = min(1.0, max(0.0, row[column.start] + step))
+                out.append(moved)
+        if not out:
+            return np.zeros((0, self.dims))
+        return self.canonical(np.array(out))
+
+    def model_inputs(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` as a categorical kernel reads them: each choice knob one column holding its
+        choice's index (the choice count when the knob is inactive: a category of its own),
+        numeric columns as they are. Column order: :attr:`model_categorical`, then numeric."""
+        out = np.zeros((len(rows), len(self.columns)))
+        for k, column in enumerate(self._model_order):
+            block = rows[:, column.start : column.start + column.width]
+            if isinstance(column.knob.distribution, CategoricalDistribution):
+                active = block.max(axis=1) > 0
+                out[:, k] = np.where(active, block.argmax(axis=1), column.width)
+            else:
+                out[:, k] = block[:, 0]
+        return out
+
+    @property
+    def model_categorical(self) -> list[int]:
+        """Columns of :meth:`model_inputs` that hold choice indices."""
+        return [
+            k
+            for k, column in enumerate(self._model_order)
+            if isinstance(column.knob.distribution, CategoricalDistribution)
+        ]
+
+    @property
+    def _model_order(self) -> list[_Column]:
+        return sorted(
+            self.columns,
+            key=lambda c: not isinstance(c.knob.distribution, CategoricalDistribution),
+        )
+
     def from_unit(self, points: np.ndarray) -> np.ndarray:
         """Canonical rows from points of the unit cube with one coordinate per knob (a Sobol
         sequence, say): a choice knob's coordinate picks its choice uniformly."""

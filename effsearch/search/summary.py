@@ -67,6 +67,8 @@ def trial_record(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
         records.REJECTED,
         records.STOPPED,
         records.HISTORY,
+        records.WARM_START_FROM,
+        records.WARM_START_REQUEUED,
     ):
         if key in trial.user_attrs:
             record[key] = trial.user_attrs[key]
@@ -121,6 +123,11 @@ class RunSummary:
     def stopped_early(self) -> str | None:
         """Why the run stopped launching trials before its budget was spent, if it did."""
         return self.study.user_attrs.get(records.STUDY_STOPPED_EARLY)
+
+    @property
+    def warm_start(self) -> dict[str, Any] | None:
+        """What the run carried over from earlier runs (``search/warm_start.Carried``)."""
+        return self.study.user_attrs.get(records.STUDY_WARM_START)
 
     @property
     def baseline(self) -> FrozenTrial | None:
@@ -182,6 +189,7 @@ class RunSummary:
             "reference_point_source": reference.source if reference else None,
             "hypervolume_history": self.hypervolume_history,
             "stopped_early": self.stopped_early,
+            "warm_start": self.warm_start,
             "within_noise": self.within_noise(),
             "confirmed": {str(n): c.as_dict() for n, c in self.confirmed.items()},
         }
