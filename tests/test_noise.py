@@ -13,6 +13,7 @@ from effsearch.objectives import meters, noise
 from effsearch.recipe import Constraint, ObjectiveSection
 from effsearch.search import records
 from effsearch.search.botorch_sampler import BoTorchSampler, Observation, _variances
+from effsearch.search.gp import Surrogate
 from effsearch.search.optimizers import OptimizerRequest, make_sampler
 from effsearch.spaces.knobs import CategoricalDistribution, FloatDistribution, Knob, SearchSpace
 
@@ -114,13 +115,12 @@ def test_unknown_variances_take_the_largest_measured_one_of_their_output():
 def test_a_noisily_measured_point_is_not_trusted_as_exact():
     """Two outputs seen at the same points, one measured with 100x the variance: the model
     stays unsure of the noisy output where it was measured, and sure of the exact one."""
-    sampler = BoTorchSampler(SPACE, lambda study: None)
-    x = torch.linspace(0, 1, 12, dtype=torch.float64).reshape(-1, 1).repeat(1, 3)
-    y = torch.stack([torch.sin(6 * x[:, 0]), torch.sin(6 * x[:, 0])], dim=-1)
+    x = np.tile(np.linspace(0, 1, 12)[:, None], (1, 3))
+    y = np.column_stack([np.sin(6 * x[:, 0]), np.sin(6 * x[:, 0])])
     variances = np.tile([0.25, 0.0025], (12, 1))
 
-    model = sampler._fit(x, y, variances)
-    posterior_sd = model.posterior(x).variance.sqrt().mean(dim=0)
+    model = Surrogate().fit(x, y, variances)
+    posterior_sd = model.posterior(torch.tensor(x)).variance.sqrt().mean(dim=0)
     assert posterior_sd[0] > 3 * posterior_sd[1]
 
 

@@ -188,3 +188,10 @@ def sized(config: Config) -> dict[str, float]:
     """zdt1 plus two configuration-only metrics (``params``, ``size_mb``), as a model's are."""
     xs = _xs(config)
     return zdt1(config) | {"params": 1000.0 * (1 + xs[0]), "size_mb": 4.0 * (1 - xs[0]) + xs[1]}
+
+
+def costly(config: Config) -> dict[str, float]:
+    """zdt1 plus ``cost_ms``, a cost that grows with x0 and x1 (1 to 11 ms), as latency grows
+    with a model's width."""
+    xs = _xs(config)
+    return zdt1(config) | {"cost_ms": 1.0 + 8.0 * xs[0] + 2.0 * xs[1] ** 2}

@@ -36,9 +36,20 @@ class TaskSection(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class PredictCostsSection(_Section):
+    """Reject a configuration whose constrained metrics a model of the finished trials
+    predicts to break a constraint with probability >= ``confidence``; run ``recheck_rate``
+    of those anyway to measure the false rejections (``search/cost_predictor.py``)."""
+
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    recheck_rate: float = Field(0.1, ge=0.0, le=1.0)
+    min_trials: int = Field(10, ge=3)
+
+
 class OptimizerSection(_Section):
     name: str = "auto"
     options: dict[str, Any] = Field(default_factory=dict)
+    predict_costs: PredictCostsSection | None = None
 
 
 class TrialResources(_Section):

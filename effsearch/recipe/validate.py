@@ -28,6 +28,7 @@ from effsearch.recipe.schema import (
     BudgetSection,
     ExecutionSection,
     ObjectiveSection,
+    OptimizerSection,
     Recipe,
     TaskSection,
 )
@@ -92,6 +93,13 @@ def validate(
     constraints = _validate_constraints(sections.get("constraints"), task_info, out)
     _validate_names(sections, out)
     _validate_execution(execution, out)
+    optimizer = sections.get("optimizer")
+    if isinstance(optimizer, OptimizerSection) and optimizer.predict_costs and not constraints:
+        out.add(
+            ("optimizer", "predict_costs"),
+            "predicts constrained metrics, but the recipe has no constraints; add e.g. "
+            "constraints: ['latency_ms <= 5'], or remove predict_costs",
+        )
     budget = sections.get("budget")
     limits = ("trials", "wall_minutes", "steps", "compute_minutes")
     if isinstance(budget, BudgetSection) and all(getattr(budget, k) is None for k in limits):

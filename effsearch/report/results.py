@@ -98,6 +98,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
         )
     if summary.warm_start:
         lines.append(Carried(**summary.warm_start).line())
+    if summary.cost_predictor:
+        lines.append(predictor_line(summary.cost_predictor))
     baseline = baseline_line(summary)
     if baseline:
         lines.append(baseline)
@@ -113,6 +115,27 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if summary.stopped_early:
         lines.append(f"stopped early: {summary.stopped_early}")
     return lines
+
+
+def predictor_line(found: dict[str, Any]) -> str:
+    """What the cost predictor did: rank correlation, rejections, compute saved, rechecks."""
+    correlations = ", ".join(
+        f"{metric} {rho:.2f}" if rho is not None else f"{metric} n/a"
+        for metric, rho in found["rank_correlation"].items()
+    )
+    saved_s = format_value(found["compute_saved_s_est"])
+    line = (
+        f"cost predictor: {found['predicted']} trials ran with a prediction (rank correlation "
+        f"with the measured value: {correlations or 'none yet'}); {found['rejected']} "
+        f"configurations rejected by prediction, about {saved_s} s of trials saved "
+        "(estimated at the median trial duration)"
+    )
+    if found["rechecks"]:
+        line += (
+            f"; {found['rechecks']} would-be rejections run to check, {found['false_rejections']} "
+            "of them met every constraint (false rejections)"
+        )
+    return line
 
 
 def confirmed_lines(summary: RunSummary) -> list[str]:

@@ -40,11 +40,8 @@ the candidate batches used here.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from effsearch.objectives.goals import signs
 from effsearch.objectives.pareto import non_dominated_mask
+from effsearch.search.gp import Surrogate, torch_session
 from effsearch.search.space_encoding import SpaceEncoding
 from effsearch.spaces.knobs import SearchSpace
 
@@ -63,8 +61,6 @@ SCREEN_MC_SAMPLES = 4
 SHORTLIST = 32
 PRUNE_SAMPLES = 256
 """Posterior samples that decide which finished trials may be on the front (qLogNEHVI)."""
-MIN_MEASURED_NOISE = 1e-6
-"""Floor of a measured variance once standardized: an exact metric stays well conditioned."""
 
 NoiseRule = Callable[[FrozenTrial], "tuple[list[float | None], dict[str, float | None]]"]
 """A finished trial's measurement variances: per objective, and per constraint name (None:
@@ -116,10 +112,10 @@ class BoTorchSampler(BaseSampler):
         self.mc_samples = mc_samples
         self.threads = threads
         self.noisy = noisy
-        self._categorical_kernel = categorical_kernel and bool(self.encoding.model_categorical)
         self.noise = noise
         self._fallback = RandomSampler(seed=seed)
-        self._hyperparameters: dict[str, Any] | None = None
+        self._surrogate = Surrogate(self.encoding.model_categorical if categorical_kernel else [])
+        self._categorical_kernel = bool(self._surrogate.categorical_dims)
 
     # ------------------------------------------------------------------ Optuna interface
     def reseed_rng(self) -> None:
@@ -148,7 +144,7 @@ class BoTorchSampler(BaseSampler):
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if t.number != trial.number and t.params
         ]
-        with _torch_session(self.seed + trial.number, self.threads):
+        with torch_session(self.seed + trial.number, self.threads):
             row = self._propose(study, finished, running, reference, trial.number)
         return self.encoding.decode(row)
 
@@ -233,7 +229,7 @@ class BoTorchSampler(BaseSampler):
         variances = _variances(finished, constraint_names) if self.noisy else None
         categorical = self._categorical_kernel
         to_model = self.encoding.model_inputs if categorical else _as_is
-        model = self._fit(torch.tensor(to_model(x)), torch.tensor(outcomes), variances)
+        model = self._surrogate.fit(to_model(x), outcomes, variances)
         seen = {row.tobytes() for row in x}
         pending = np.array([self.encoding.encode(t.params) for t in running]).reshape(
             len(running), self.encoding.dims
@@ -320,66 +316,6 @@ class BoTorchSampler(BaseSampler):
             seen,
             rng,
         )
-
-    def _fit(self, train_x: Any, train_y: Any, variances: np.ndarray | None) -> Any:
-        """A GP per output (batched), hyperparameters by maximum likelihood.
-
-        ``variances`` (``n x m``, the measured noise of each observation) makes the noise of
-        each point its measured variance plus one learned term per output: what the
-        measurement does not capture (seed-to-seed training variance, load drift between
-        trials). Without them the noise is one learned level per output."""
-        import torch
-        from botorch.exceptions import ModelFittingError
-        from botorch.fit import fit_gpytorch_mll
-        from botorch.models import MixedSingleTaskGP, SingleTaskGP
-        from botorch.models.transforms.outcome import Standardize
-        from botorch.models.utils.gpytorch_modules import (
-            get_gaussian_likelihood_with_lognormal_prior,
-        )
-        from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
-        from gpytorch.mlls import ExactMarginalLogLikelihood
-
-        train_yvar = None if variances is None else torch.tensor(variances)
-        standardize = Standardize(m=train_y.shape[-1])
-        model = (
-            MixedSingleTaskGP(
-                train_x,
-                train_y,
-                cat_dims=self.encoding.model_categorical,
-                train_Yvar=train_yvar,
-                outcome_transform=standardize,
-            )
-            if self._categorical_kernel
-            else SingleTaskGP(
-                train_x, train_y, train_Yvar=train_yvar, outcome_transform=standardize
-            )
-        )
-        if variances is not None:
-            # Measured noise (standardized by the model) plus a learned remainder, with the
-            # prior and floor botorch gives an inferred noise level.
-            default = get_gaussian_likelihood_with_lognormal_prior().noise_covar
-            model.likelihood = FixedNoiseGaussianLikelihood(
-                noise=model.likelihood.noise_covar.noise.detach().clamp_min(MIN_MEASURED_NOISE),
-                learn_additional_noise=True,
-                batch_shape=model._aug_batch_shape,
-                noise_prior=default.noise_prior,
-                noise_constraint=default.raw_noise_constraint,
-            ).to(train_x)
-        if self._hyperparameters is not None:
-            # The output count may have changed (a new constraint): then fit from scratch.
-            with contextlib.suppress(RuntimeError, KeyError):
-                model.load_state_dict(self._hyperparameters, strict=False)
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        # A failed fit keeps the starting hyperparameters; the acquisition still ranks candidates.
-        with contextlib.suppress(ModelFittingError):
-            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 200}})
-        self._hyperparameters = {
-            k: v.detach().clone()
-            for k, v in model.state_dict().items()
-            if "raw_" in k and "outcome_transform" not in k
-        }
-        model.eval()
-        return model
 
 
 def _variances(finished: Sequence[Observation], constraint_names: Sequence[str]) -> np.ndarray:
@@ -472,23 +408,3 @@ def _non_dominated(values: np.ndarray, violations: np.ndarray) -> np.ndarray:
 def _output(index: int) -> Callable[[Any], Any]:
     """A botorch constraint callable: model output ``index`` (<= 0 is feasible)."""
     return lambda samples: samples[..., index]
-
-
-@contextmanager
-def _torch_session(seed: int, threads: int) -> Iterator[None]:
-    """Seeded torch RNG and a pinned thread count for one suggestion, restored after."""
-    import torch
-    from botorch.acquisition.multi_objective import logei
-
-    logei._load_attempted = True  # skip the fused kernel's JIT build (see module docstring)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.random.fork_rng(), warnings.catch_warnings():
-            # gpytorch's jitter notices and linear_operator's sparse-tensor notice: numerics
-            # it handles itself, printed once per fit otherwise.
-            warnings.simplefilter("ignore")
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(before)

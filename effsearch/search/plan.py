@@ -19,6 +19,7 @@ from effsearch import builtins as builtins  # registers the built-in names
 from effsearch.recipe.schema import Recipe
 from effsearch.registry import lookup
 from effsearch.search.budget import Criterion, WallClock, criteria
+from effsearch.search.cost_predictor import CostPredictor
 from effsearch.search.early_stopping import Scheduler
 from effsearch.search.executors.base import Executor, TrialJob
 from effsearch.search.optimizers import Choice
@@ -39,6 +40,7 @@ class Plan:
     wall: WallClock
     executor_class: type[Executor]
     scheduler: Scheduler | None
+    predictor: CostPredictor | None = None
 
     def start_executor(self) -> Executor:
         return self.executor_class.from_execution(self.recipe.execution)
@@ -65,7 +67,20 @@ def build(recipe: Recipe, study: optuna.Study) -> Plan:
         scheduler = Scheduler.from_recipe(
             recipe.early_stopping, recipe.objectives, recipe.constraints, study
         )
-    return Plan(recipe, choice, found, wall, executor_class, scheduler)
+    settings = recipe.optimizer.predict_costs
+    predictor = (
+        CostPredictor(
+            recipe.space,
+            recipe.constraints,
+            confidence=settings.confidence,
+            recheck_rate=settings.recheck_rate,
+            min_trials=settings.min_trials,
+            seed=recipe.seed,
+        )
+        if settings is not None and recipe.constraints
+        else None
+    )
+    return Plan(recipe, choice, found, wall, executor_class, scheduler, predictor)
 
 
 def trial_job(

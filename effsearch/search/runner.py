@@ -137,7 +137,7 @@ class Runner:
                 progress = Progress(study, counted, self._running_s(), tracker.history)
                 if any(c.met(progress) for c in plan.criteria):
                     break
-                self._launch(study, plan, executor)
+                counted += self._launch(study, plan, executor)
             if not self._pending:
                 break
             outcomes = executor.poll(POLL_S, on_report)
@@ -160,19 +160,38 @@ class Runner:
                         self.view.message(f"stopping early: {why}; finishing the trials in flight")
             self.view.tick(running=sorted(self._pending))
 
-    def _launch(self, study: optuna.Study, plan: planning.Plan, executor: Executor) -> None:
+    def _launch(self, study: optuna.Study, plan: planning.Plan, executor: Executor) -> int:
+        """Ask for a configuration and start it; returns 1 when it was told at once instead
+        (rejected by the cost predictor: it counts as finished), else 0."""
         started = time.perf_counter()
         with self._suggestion_slot(plan):
             trial = study.ask()
             config = self.recipe.space.suggest(trial)
+            verdict = (
+                plan.predictor.verdict(study.get_trials(deepcopy=False), trial.params, trial.number)
+                if plan.predictor is not None
+                else None
+            )
         trial.set_user_attr(records.SUGGEST_S, round(time.perf_counter() - started, 4))
         trial.set_user_attr(records.CONFIG, config)
+        if verdict is not None and verdict.predictions:
+            trial.set_user_attr(records.PREDICTED_COSTS, [p.as_dict() for p in verdict.predictions])
+            if verdict.recheck:
+                trial.set_user_attr(records.PREDICTION_RECHECK, True)
+            if verdict.reject:
+                recipe = self.recipe
+                told = tell.record_prediction_rejection(
+                    study, trial, verdict, recipe.objectives, recipe.constraints
+                )
+                self.view.trial_stopped(trial.number, told.reason)
+                return 1
         trial_dir = self.run_dir.trial_dir(trial.number)
         trial_dir.mkdir(parents=True, exist_ok=True)
         self._pending[trial.number] = trial
         self._launched[trial.number] = time.monotonic()
         executor.submit(plan.job(trial.number, config, self.run_dir.path))
         self.view.trial_started(trial.number, config)
+        return 0
 
     def _running_s(self) -> list[float]:
         now = time.monotonic()

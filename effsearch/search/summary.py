@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from effsearch.search import records
+from effsearch.search import cost_predictor, records
 from effsearch.search.confirmations import Confirmed, summarize
 from effsearch.search.study import confirm_study
 from effsearch.search.study_front import (
@@ -69,6 +69,9 @@ def trial_record(recipe: Recipe, trial: FrozenTrial) -> dict[str, Any]:
         records.HISTORY,
         records.WARM_START_FROM,
         records.WARM_START_REQUEUED,
+        records.PREDICTED_COSTS,
+        records.REJECTED_BY_PREDICTION,
+        records.PREDICTION_RECHECK,
     ):
         if key in trial.user_attrs:
             record[key] = trial.user_attrs[key]
@@ -123,6 +126,11 @@ class RunSummary:
     def stopped_early(self) -> str | None:
         """Why the run stopped launching trials before its budget was spent, if it did."""
         return self.study.user_attrs.get(records.STUDY_STOPPED_EARLY)
+
+    @functools.cached_property
+    def cost_predictor(self) -> dict[str, Any] | None:
+        """How the cost predictor did (``search/cost_predictor.report``), if it ran."""
+        return cost_predictor.report(self.trials)
 
     @property
     def warm_start(self) -> dict[str, Any] | None:
@@ -190,6 +198,7 @@ class RunSummary:
             "hypervolume_history": self.hypervolume_history,
             "stopped_early": self.stopped_early,
             "warm_start": self.warm_start,
+            "cost_predictor": self.cost_predictor,
             "within_noise": self.within_noise(),
             "confirmed": {str(n): c.as_dict() for n, c in self.confirmed.items()},
         }

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from effsearch.objectives.goals import Constraint, Objective, worst
 from effsearch.search import records
+from effsearch.search.cost_predictor import Verdict
 from effsearch.search.executors.base import Status, TrialOutcome
 from effsearch.search.study import reenqueue
 
@@ -103,12 +104,8 @@ def _tell_rejected(
     to avoid the region; the trial can never be on the Pareto set. Returns False (record it as
     failed instead) while no trial has values to impute from.
     """
-    measured = [
-        t.values
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if records.REJECTED not in t.user_attrs
-    ]
-    if not measured:
+    imputed = _worst_so_far(study, objectives)
+    if imputed is None:
         return False
     trial.set_user_attr(records.REJECTED, outcome.reason)
     for constraint in constraints:
@@ -116,5 +113,44 @@ def _tell_rejected(
         trial.set_constraint(
             str(constraint), constraint.violation(value) if value is not None else 0.0
         )
-    study.tell(trial, worst(measured, objectives))
+    study.tell(trial, imputed)
     return True
+
+
+def record_prediction_rejection(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    verdict: Verdict,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint],
+) -> Told:
+    """Tell the optimizer about a configuration the cost predictor turned away (it did not
+    run): like a configuration rejected before training, with its constraint violations as
+    predicted. Before any trial has values to impute from, it is recorded as FAIL."""
+    reason = f"rejected by prediction: {verdict.reason}"
+    trial.set_user_attr(records.REJECTED_BY_PREDICTION, verdict.reason)
+    trial.set_user_attr(records.DURATION, 0.0)
+    imputed = _worst_so_far(study, objectives)
+    if imputed is None:
+        trial.set_user_attr(records.FAIL_REASON, reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return Told("failed", reason)
+    trial.set_user_attr(records.REJECTED, reason)
+    predicted = {p.constraint: p.median for p in verdict.predictions}
+    for constraint in constraints:
+        name = str(constraint)
+        trial.set_constraint(
+            name, constraint.violation(predicted[name]) if name in predicted else 0.0
+        )
+    study.tell(trial, imputed)
+    return Told("rejected", reason)
+
+
+def _worst_so_far(study: optuna.Study, objectives: Sequence[Objective]) -> list[float] | None:
+    """The worst value each objective has reached in trials that ran (None: none yet)."""
+    measured = [
+        t.values
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if records.REJECTED not in t.user_attrs
+    ]
+    return worst(measured, objectives) if measured else None
