@@ -93,7 +93,10 @@ CONTENDERS: dict[str, dict[str, Any]] = {
     "effsearch auto": {"name": "auto"},
     "effsearch botorch": {"name": "botorch"},
     "effsearch botorch qLogEHVI": {"name": "botorch", "options": {"noisy": False}},
-    "effsearch botorch one-hot": {"name": "botorch", "options": {"categorical_kernel": False}},
+    "effsearch botorch categorical kernel": {
+        "name": "botorch",
+        "options": {"categorical_kernel": True},
+    },
     "effsearch nsga2_dynamic": {"name": "nsga2_dynamic"},
     "effsearch tpe": {"name": "tpe"},
     "optuna NSGAII": {"name": "nsga2", "options": {"population_size": 50}},

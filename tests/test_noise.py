@@ -124,8 +124,10 @@ def test_a_noisily_measured_point_is_not_trusted_as_exact():
     assert posterior_sd[0] > 3 * posterior_sd[1]
 
 
-@pytest.mark.parametrize("noisy", [True, False])
-def test_both_acquisitions_propose_new_valid_configurations(noisy):
+@pytest.mark.parametrize(
+    "options", [{"noisy": True}, {"noisy": False}, {"categorical_kernel": True}]
+)
+def test_every_model_and_acquisition_proposes_new_valid_configurations(options):
     request = OptimizerRequest(
         seed=1,
         n_objectives=2,
@@ -133,7 +135,7 @@ def test_both_acquisitions_propose_new_valid_configurations(noisy):
         workers=2,
         trials=16,
         objectives=OBJECTIVES,
-        options={"noisy": noisy, "n_startup_trials": 6},
+        options={**options, "n_startup_trials": 6},
     )
     study = optuna.create_study(
         directions=["maximize", "minimize"], sampler=make_sampler("botorch", request).sampler

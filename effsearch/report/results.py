@@ -49,6 +49,9 @@ def pareto_table(
     for trial in shown:
         config = trial_config(recipe, trial)
         label = str(trial.number) + (" base" if trial.user_attrs.get(records.BASELINE) else "")
+        carried = trial.user_attrs.get(records.WARM_START_FROM)
+        if carried:
+            label += f" (was {carried['trial']})"
         row = [label]
         metrics = trial.user_attrs.get(records.METRICS, {})
         for objective, value in zip(recipe.objectives, trial.values, strict=True):
@@ -57,8 +60,13 @@ def pareto_table(
                 row.append(format_value(metrics.get(f"test_{objective.metric}", "–")))
         row += [format_value(config.get(k.group, {}).get(k.name, "–")) for k in knobs]
         table.add_row(*row)
+    notes = []
     if limit and len(front) > limit:
-        table.caption = f"… {len(front) - limit} more: effsearch show"
+        notes.append(f"… {len(front) - limit} more: effsearch show")
+    if any(records.WARM_START_FROM in t.user_attrs for t in shown):
+        notes.append("(was N): carried over by warm start from trial N of an earlier run")
+    if notes:
+        table.caption = "; ".join(notes)
     return table
 
 
@@ -190,7 +198,12 @@ def constraint_lines(summary: RunSummary) -> list[str]:
         values = [t.user_attrs.get(records.METRICS, {}).get(constraint.metric) for t in done]
         met = sum(1 for v in values if v is not None and constraint.violation(float(v)) <= 0)
         lines.append(f"constraint {constraint}: met by {met} of {len(done)} finished trials")
-    rejected = sum(1 for t in summary.trials if t.user_attrs.get(records.REJECTED))
+    rejected = sum(
+        1
+        for t in summary.trials
+        if t.user_attrs.get(records.REJECTED)
+        and records.REJECTED_BY_PREDICTION not in t.user_attrs  # the predictor's line says those
+    )
     if rejected:
         lines.append(
             f"{rejected} configurations rejected before training (a constraint on "

@@ -125,9 +125,7 @@ class CostPredictor:
         seen = [
             (t.params, t.user_attrs[records.METRICS])
             for t in trials
-            if t.state == TrialState.COMPLETE
-            and metric in t.user_attrs.get(records.METRICS, {})
-            and records.WARM_START_FROM not in t.user_attrs
+            if t.state == TrialState.COMPLETE and metric in t.user_attrs.get(records.METRICS, {})
         ]
         seen = [(p, m) for p, m in seen if math.isfinite(m[metric])]
         if len(seen) < self.min_trials:

@@ -5,10 +5,12 @@ Order of one search (``Runner.run``):
    re-open); build the :class:`~effsearch.search.plan.Plan` (sampler, stop criteria, executor,
    early-stopping scheduler).
 2. Recover: trials a dead driver left RUNNING are failed (``interrupted``) and their parameters
-   re-enqueued, so no finished trial is lost and none runs twice. A fresh run enqueues the
-   task's baseline (uncompressed) configuration first when the recipe allows it.
+   re-enqueued, so no finished trial is lost and none runs twice. A fresh run adds the
+   ``warm_start`` runs' trials (``warm_start.py``) and enqueues the task's baseline
+   (uncompressed) configuration first when the recipe allows it.
 3. Loop: ask the sampler for configurations while the executor has free slots and no stop
-   criterion is met; poll the executor, answering each intermediate report with the
+   criterion is met (the cost predictor, when on, may reject one before it runs); poll the
+   executor, answering each intermediate report with the
    scheduler's verdict; record each outcome (``tell.record``); update the view.
 4. On Ctrl-C/SIGTERM: cancel trials in flight, record them as interrupted and re-enqueue them.
 5. At the end, write ``pareto.json`` (every way of running a search leaves it) and hand
