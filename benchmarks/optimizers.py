@@ -284,7 +284,10 @@ def summarize(rows: list[dict]) -> str:
         table[(row["problem"], row["contender"])].append(row)
     lines = []
     for problem in PROBLEMS:
-        contenders = [c for c in CONTENDERS if (problem, c) in table]
+        # the registered contenders in their order, then any other label in the results
+        contenders = [c for c in CONTENDERS if (problem, c) in table] + sorted(
+            {c for p, c in table if p == problem} - set(CONTENDERS)
+        )
         if not contenders:
             continue
         seeds = len(table[(problem, contenders[0])])
