@@ -13,8 +13,9 @@ import yaml
 TESTS_DIR = Path(__file__).resolve().parent
 
 
-def toy_recipe_document(entrypoint: str = "zdt1", fixed: dict[str, Any] | None = None,
-                        **sections: Any) -> dict[str, Any]:
+def toy_recipe_document(
+    entrypoint: str = "zdt1", fixed: dict[str, Any] | None = None, **sections: Any
+) -> dict[str, Any]:
     """A valid entrypoint recipe over ``params.x0..x2`` in [0, 1], minimizing f1 and f2.
 
     ``fixed`` adds fixed knobs to ``params``; every other keyword replaces a whole section.
@@ -43,8 +44,9 @@ def write_toy_recipe(folder: Path, filename: str = "recipe.yaml", **kwargs: Any)
     """
     shutil.copy(TESTS_DIR / "toy_tasks.py", folder / "toy_tasks.py")
     path = folder / filename
-    path.write_text(yaml.safe_dump(toy_recipe_document(**kwargs), sort_keys=False),
-                    encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(toy_recipe_document(**kwargs), sort_keys=False), encoding="utf-8"
+    )
     return path
 
 

@@ -30,7 +30,10 @@ def start_head() -> None:
 def start_second_node() -> None:
     """1 CPU, no GPU (the head has them: one GPU must not count on two nodes)."""
     ray_cli(
-        "start", f"--address={ADDRESS}", "--num-cpus=1", "--num-gpus=0",
+        "start",
+        f"--address={ADDRESS}",
+        "--num-cpus=1",
+        "--num-gpus=0",
         '--resources={"second": 1}',
     )
 

@@ -23,8 +23,10 @@ def test_run_returns_trials_pareto_hypervolume_and_the_study(
     assert [t.number for t in result.trials] == list(range(8))
     assert all(t.state == "COMPLETE" for t in result.trials)
     assert set(result.trials[0].params["params"]) == {"x0", "x1", "x2"}
-    assert result.trials[0].values == (result.trials[0].metrics["f1"],
-                                       result.trials[0].metrics["f2"])
+    assert result.trials[0].values == (
+        result.trials[0].metrics["f1"],
+        result.trials[0].metrics["f2"],
+    )
     assert result.pareto and {t.number for t in result.pareto} <= {t.number for t in result.trials}
     assert result.hypervolume is not None and result.hypervolume > 0
     assert len(result.study.trials) == 8

@@ -12,8 +12,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LINES = 500
-LEAVES = ("effsearch.objectives.goals", "effsearch.objectives.pareto", "effsearch.errors",
-          "effsearch.registry", "effsearch.version", "effsearch.secrets")
+LEAVES = (
+    "effsearch.objectives.goals",
+    "effsearch.objectives.pareto",
+    "effsearch.errors",
+    "effsearch.registry",
+    "effsearch.version",
+    "effsearch.secrets",
+)
 
 
 def test_no_import_cycle_among_effsearch_modules_lazy_imports_included() -> None:
@@ -80,9 +86,7 @@ def test_read_commands_import_no_torch(args: list[str]) -> None:
     assert "NO-TORCH 0" in probe(args)
 
 
-def test_show_and_plot_import_no_torch(
-    write_recipe: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_show_and_plot_import_no_torch(write_recipe: Callable[..., Path], tmp_path: Path) -> None:
     import effsearch
 
     effsearch.run(write_recipe(), run_dir=tmp_path / "run")

@@ -17,16 +17,23 @@ from typer.testing import CliRunner
 import effsearch
 from effsearch.cli import app
 
-SENTENCE = ("market shares rose as the bank cut rates while the team won the final match and "
-            "the film drew crowds to the festival where the minister spoke about new taxes")
+SENTENCE = (
+    "market shares rose as the bank cut rates while the team won the final match and "
+    "the film drew crowds to the festival where the minister spoke about new taxes"
+)
 WORDS = SENTENCE.split(" ")
 LABELS = ("business", "sport")
 
 
 def texts(count: int, seed: int = 0) -> list[dict[str, str]]:
     rng = random.Random(seed)
-    return [{"text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 40))),
-             "label": LABELS[i % 2]} for i in range(count)]
+    return [
+        {
+            "text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 40))),
+            "label": LABELS[i % 2],
+        }
+        for i in range(count)
+    ]
 
 
 def tokenizer(folder: Path, corpus: list[str]) -> Any:
@@ -36,9 +43,15 @@ def tokenizer(folder: Path, corpus: list[str]) -> Any:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<eos>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    bpe.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<eos>", "<pad>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>", pad_token="<pad>")
     fast.save_pretrained(folder)
     return fast
@@ -51,19 +64,41 @@ def decoder_folder(root: Path, model_type: str) -> Path:
 
     folder = root / model_type
     tok = tokenizer(folder, [t["text"] for t in texts(60)])
-    common = {"vocab_size": len(tok), "eos_token_id": tok.eos_token_id,
-              "pad_token_id": tok.pad_token_id}
+    common = {
+        "vocab_size": len(tok),
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
     configs: dict[str, Callable[[], Any]] = {
-        "llama": lambda: tf.LlamaConfig(hidden_size=32, num_attention_heads=4,
-                                        num_key_value_heads=2, intermediate_size=48,
-                                        num_hidden_layers=3, max_position_embeddings=128,
-                                        bos_token_id=None, **common),
-        "qwen2": lambda: tf.Qwen2Config(hidden_size=32, num_attention_heads=4,
-                                        num_key_value_heads=2, intermediate_size=48,
-                                        num_hidden_layers=3, max_position_embeddings=128,
-                                        bos_token_id=None, **common),
-        "gpt2": lambda: tf.GPT2Config(n_embd=32, n_head=4, n_layer=3, n_inner=48,
-                                      n_positions=128, bos_token_id=tok.eos_token_id, **common),
+        "llama": lambda: tf.LlamaConfig(
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            max_position_embeddings=128,
+            bos_token_id=None,
+            **common,
+        ),
+        "qwen2": lambda: tf.Qwen2Config(
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            max_position_embeddings=128,
+            bos_token_id=None,
+            **common,
+        ),
+        "gpt2": lambda: tf.GPT2Config(
+            n_embd=32,
+            n_head=4,
+            n_layer=3,
+            n_inner=48,
+            n_positions=128,
+            bos_token_id=tok.eos_token_id,
+            **common,
+        ),
     }
     torch.manual_seed(0)
     tf.AutoModelForCausalLM.from_config(configs[model_type]()).save_pretrained(folder)
@@ -75,21 +110,38 @@ def recipe(folder: Path, model: Path, trials: int = 6, **changes: Any) -> Path:
     data.write_text("\n".join(json.dumps(t) for t in texts(40)) + "\n")
     document: dict[str, Any] = {
         "name": f"lm-{model.name}",
-        "task": {"builtin": "causal-lm", "options": {
-            "model": str(model), "dataset": str(data), "max_length": 32, "train_samples": 24,
-            "test_samples": 8, "prompt_tokens": 8, "decode_tokens": 8}},
+        "task": {
+            "builtin": "causal-lm",
+            "options": {
+                "model": str(model),
+                "dataset": str(data),
+                "max_length": 32,
+                "train_samples": 24,
+                "test_samples": 8,
+                "prompt_tokens": 8,
+                "decode_tokens": 8,
+            },
+        },
         "space": {
             "architecture": {"drop_layers": {"int": [0, 2]}},
-            "peft": {"method": {"choice": ["lora", "qlora"]}, "r": {"int": [2, 8]},
-                     "target": {"choice": ["attention", "mlp", "attention_mlp"]}},
+            "peft": {
+                "method": {"choice": ["lora", "qlora"]},
+                "r": {"int": [2, 8]},
+                "target": {"choice": ["attention", "mlp", "attention_mlp"]},
+            },
             "training": {"lr": 1e-3, "epochs": 1, "batch_size": 8},
-            "pruning": {"method": {"choice": ["none", "heads", "ffn", "heads_ffn"]},
-                        "sparsity": {"float": [0.3, 0.5]}},
-            "quantization": {"scheme": {"choice": ["none", "bf16", "int8_dynamic",
-                                                   "int8_weight_only"]}},
+            "pruning": {
+                "method": {"choice": ["none", "heads", "ffn", "heads_ffn"]},
+                "sparsity": {"float": [0.3, 0.5]},
+            },
+            "quantization": {
+                "scheme": {"choice": ["none", "bf16", "int8_dynamic", "int8_weight_only"]}
+            },
         },
-        "objectives": [{"metric": "perplexity", "direction": "minimize"},
-                       {"metric": "decode_tokens_per_s", "direction": "maximize"}],
+        "objectives": [
+            {"metric": "perplexity", "direction": "minimize"},
+            {"metric": "decode_tokens_per_s", "direction": "maximize"},
+        ],
         "optimizer": {"name": "random"},
         "measure": {"batch_size": 2, "warmup": 0, "repeats": 2},
         "execution": {"executor": "inline"},
@@ -110,10 +162,17 @@ def test_one_recipe_searches_every_family_jointly_and_records_the_promised_metri
 
     result = effsearch.run(recipe(tmp_path, model, trials=8), run_dir=tmp_path / "run")
 
-    assert [t.state for t in result.trials] == ["COMPLETE"] * 8, [
-        t.metrics for t in result.trials]
-    promised = {"perplexity", "prefill_ms", "decode_tokens_per_s", "size_mb", "peak_memory_mb",
-                "params", "agreement", "accuracy"}
+    assert [t.state for t in result.trials] == ["COMPLETE"] * 8, [t.metrics for t in result.trials]
+    promised = {
+        "perplexity",
+        "prefill_ms",
+        "decode_tokens_per_s",
+        "size_mb",
+        "peak_memory_mb",
+        "params",
+        "agreement",
+        "accuracy",
+    }
     for trial in result.trials:
         assert promised <= set(trial.metrics), promised - set(trial.metrics)
         assert trial.metrics["perplexity"] > 1
@@ -162,8 +221,7 @@ def test_plain_text_without_labels_gives_no_accuracy(tmp_path: Path) -> None:
     result = effsearch.run(path, run_dir=tmp_path / "run")
 
     assert [t.state for t in result.trials] == ["COMPLETE"] * 2
-    assert all("accuracy" not in t.metrics and t.metrics["perplexity"] > 1
-               for t in result.trials)
+    assert all("accuracy" not in t.metrics and t.metrics["perplexity"] > 1 for t in result.trials)
 
 
 @pytest.mark.slow

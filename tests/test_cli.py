@@ -98,8 +98,10 @@ def test_run_of_a_bad_recipe_says_nothing_was_run(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "is not a valid recipe (2 problems)" in result.output
     assert "objectives[1].direction (line 7)" in result.output
-    assert f"Nothing was run. Check a recipe without running it: effsearch validate {path}" \
+    assert (
+        f"Nothing was run. Check a recipe without running it: effsearch validate {path}"
         in result.output
+    )
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
 
@@ -113,8 +115,7 @@ def test_validate_of_a_missing_file_exits_2_with_how_to_create_one(tmp_path: Pat
 
 
 # ----------------------------------------------------------------------------- run / show
-def test_run_exits_0_and_prints_the_pareto_table(write_recipe: WriteRecipe,
-                                                 tmp_path: Path) -> None:
+def test_run_exits_0_and_prints_the_pareto_table(write_recipe: WriteRecipe, tmp_path: Path) -> None:
     result = cli("run", write_recipe(), "--run-dir", tmp_path / "run")
 
     assert result.exit_code == 0, result.output
@@ -143,8 +144,9 @@ def test_run_writes_the_pareto_set_to_pareto_json(finished_run: Path) -> None:
     assert [t["number"] for t in written["trials"]] == written["pareto"]
 
 
-def test_run_with_an_unknown_executor_exits_2_suggesting_one(write_recipe: WriteRecipe,
-                                                             tmp_path: Path) -> None:
+def test_run_with_an_unknown_executor_exits_2_suggesting_one(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
     result = cli("run", write_recipe(), "--run-dir", tmp_path / "run", "--executor", "locl")
 
     assert result.exit_code == 2
@@ -152,8 +154,9 @@ def test_run_with_an_unknown_executor_exits_2_suggesting_one(write_recipe: Write
     assert not (tmp_path / "run").exists()
 
 
-def test_run_reports_failed_trials_with_their_reason_and_log(write_recipe: WriteRecipe,
-                                                             tmp_path: Path) -> None:
+def test_run_reports_failed_trials_with_their_reason_and_log(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
     # Seed 0 draws x0 = 0.549, 0.545, 0.438: two failures, then a success.
     recipe = write_recipe(entrypoint="fails_above_half", budget={"trials": 3})
 
@@ -181,8 +184,10 @@ def test_show_json_has_the_documented_keys(finished_run: Path) -> None:
     document = show_json(finished_run)
 
     assert {"objectives", "trials", "pareto", "hypervolume"} <= set(document)
-    assert document["objectives"] == [{"name": "f1", "direction": "minimize"},
-                                      {"name": "f2", "direction": "minimize"}]
+    assert document["objectives"] == [
+        {"name": "f1", "direction": "minimize"},
+        {"name": "f2", "direction": "minimize"},
+    ]
     assert len(document["trials"]) == 6
     for trial in document["trials"]:
         assert {"number", "state", "params", "values", "metrics", "feasible"} <= set(trial)
@@ -210,17 +215,25 @@ def test_show_json_pareto_holds_only_feasible_non_dominated_trials(finished_run:
     feasible = [t for t in document["trials"] if t["feasible"]]
 
     def dominated(t: dict[str, Any]) -> bool:
-        return any(all(a <= b for a, b in zip(o["values"], t["values"], strict=True))
-                   and o["values"] != t["values"] for o in feasible)
+        return any(
+            all(a <= b for a, b in zip(o["values"], t["values"], strict=True))
+            and o["values"] != t["values"]
+            for o in feasible
+        )
 
     expected = sorted(t["number"] for t in feasible if not dominated(t))
     assert sorted(document["pareto"]) == expected
 
 
-def test_show_json_of_failed_trials_has_no_values_and_a_reason(write_recipe: WriteRecipe,
-                                                               tmp_path: Path) -> None:
-    cli("run", write_recipe(entrypoint="missing_f2", budget={"trials": 2}),
-        "--run-dir", tmp_path / "run")
+def test_show_json_of_failed_trials_has_no_values_and_a_reason(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
+    cli(
+        "run",
+        write_recipe(entrypoint="missing_f2", budget={"trials": 2}),
+        "--run-dir",
+        tmp_path / "run",
+    )
 
     document = show_json(tmp_path / "run")
 
@@ -331,9 +344,20 @@ def test_spaces_lists_the_digits_cnn_knobs_and_the_registries() -> None:
 
     assert result.exit_code == 0, result.output
     assert "task digits-cnn:" in result.output
-    for line in ("  architecture:", "    width_mult:", "    depth:", "  pruning:",
-                 "    method:", "    sparsity:", "  quantization:", "    scheme:",
-                 "  training:", "    lr:", "    accuracy:", "    latency_ms:"):
+    for line in (
+        "  architecture:",
+        "    width_mult:",
+        "    depth:",
+        "  pruning:",
+        "    method:",
+        "    sparsity:",
+        "  quantization:",
+        "    scheme:",
+        "  training:",
+        "    lr:",
+        "    accuracy:",
+        "    latency_ms:",
+    ):
         assert line in result.output
     assert f"executors: {', '.join(names('executor'))}" in result.output
     assert "nsga2" in result.output
@@ -412,8 +436,9 @@ def test_show_puts_the_test_split_next_to_the_validation_figure(tmp_path: Path) 
     recipe = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
     run_dir = tmp_path / "qs"
     ran = CliRunner(env={"COLUMNS": "250"}).invoke(
-        app, ["run", str(recipe), "--run-dir", str(run_dir), "--trials", "2", "--executor",
-              "inline"])
+        app,
+        ["run", str(recipe), "--run-dir", str(run_dir), "--trials", "2", "--executor", "inline"],
+    )
     assert ran.exit_code == 0, ran.output
 
     shown = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["show", str(run_dir)])

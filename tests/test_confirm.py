@@ -16,8 +16,10 @@ from effsearch.search import confirmations
 
 
 class _Recipe:
-    objectives = (Objective(metric="f1", direction="minimize"),
-                  Objective(metric="f2", direction="minimize"))
+    objectives = (
+        Objective(metric="f1", direction="minimize"),
+        Objective(metric="f2", direction="minimize"),
+    )
 
 
 def test_a_member_on_the_front_by_the_luck_of_its_seed_gets_a_lower_probability() -> None:
@@ -44,8 +46,10 @@ def test_confirm_after_a_digits_search_adds_mean_std_and_probability_per_member(
     recipe = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
     run_dir = tmp_path / "qs"
     cli = CliRunner(env={"COLUMNS": "200"})
-    ran = cli.invoke(app, ["run", str(recipe), "--run-dir", str(run_dir), "--trials", "4",
-                           "--executor", "inline"])
+    ran = cli.invoke(
+        app,
+        ["run", str(recipe), "--run-dir", str(run_dir), "--trials", "4", "--executor", "inline"],
+    )
     assert ran.exit_code == 0, ran.output
 
     confirmed = cli.invoke(app, ["confirm", str(run_dir), "--seeds", "2"])
@@ -83,8 +87,9 @@ def test_budget_confirm_runs_it_at_the_end_of_a_search(
 ) -> None:
     import effsearch
 
-    result = effsearch.run(write_recipe(budget={"trials": 5, "confirm": {"seeds": 1}}),
-                           run_dir=tmp_path / "run")
+    result = effsearch.run(
+        write_recipe(budget={"trials": 5, "confirm": {"seeds": 1}}), run_dir=tmp_path / "run"
+    )
 
     assert set(result.summary.confirmed) == {t.number for t in result.pareto}
     assert all(len(c.seeds) == 2 for c in result.summary.confirmed.values())

@@ -20,8 +20,10 @@ from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner
 from effsearch.search.stopped_view import SeesStoppedTrials
 
-ACCURACY_LATENCY = (ObjectiveSection(metric="accuracy", direction="maximize"),
-                    ObjectiveSection(metric="latency_ms", direction="minimize"))
+ACCURACY_LATENCY = (
+    ObjectiveSection(metric="accuracy", direction="maximize"),
+    ObjectiveSection(metric="latency_ms", direction="minimize"),
+)
 
 
 def test_rungs_sit_at_min_step_times_powers_of_eta():
@@ -69,11 +71,13 @@ def test_without_reported_objectives_nothing_is_stopped():
 def test_a_search_stops_trials_early_and_records_them_as_pruned(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
-    recipe = load_recipe(write_recipe(
-        entrypoint="reports_progress",
-        early_stopping={"min_step": 1, "eta": 2},
-        budget={"trials": 12},
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="reports_progress",
+            early_stopping={"min_step": 1, "eta": 2},
+            budget={"trials": 12},
+        )
+    )
     result = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False)
     trials = result.study.get_trials()
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -90,29 +94,33 @@ def test_a_search_stops_trials_early_and_records_them_as_pruned(
 def test_local_workers_ask_the_driver_and_stop(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
-    recipe = load_recipe(write_recipe(
-        entrypoint="reports_progress",
-        early_stopping={"min_step": 1, "eta": 2},
-        execution={"executor": "local", "workers": 2, "trial_timeout_s": 60},
-        budget={"trials": 8},
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="reports_progress",
+            early_stopping={"min_step": 1, "eta": 2},
+            execution={"executor": "local", "workers": 2, "trial_timeout_s": 60},
+            budget={"trials": 8},
+        )
+    )
     result = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False)
     states = [t.state for t in result.study.get_trials()]
     assert TrialState.PRUNED in states and TrialState.COMPLETE in states
 
 
 # ----------------------------------------------------------------------------- Pareto pruner
-ACCURACY_SIZE = (ObjectiveSection(metric="accuracy", direction="maximize"),
-                 ObjectiveSection(metric="size_mb", direction="minimize"))
+ACCURACY_SIZE = (
+    ObjectiveSection(metric="accuracy", direction="maximize"),
+    ObjectiveSection(metric="size_mb", direction="minimize"),
+)
 
 
 def finished_trial(accuracy: float, size_mb: float, history: list[float]) -> FrozenTrial:
     """A complete feasible trial whose accuracy was ``history[k]`` after epoch k + 1."""
     return create_trial(
         values=[accuracy, size_mb],
-        user_attrs={records.HISTORY: [
-            {"step": float(k + 1), "accuracy": a} for k, a in enumerate(history)
-        ]},
+        user_attrs={
+            records.HISTORY: [{"step": float(k + 1), "accuracy": a} for k, a in enumerate(history)]
+        },
     )
 
 
@@ -191,11 +199,13 @@ def test_pareto_pruner_with_min_gain_stops_a_bound_that_adds_too_little_hypervol
 def test_pareto_pruner_stops_trials_in_a_real_search(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
-    recipe = load_recipe(write_recipe(
-        entrypoint="reports_progress_and_cost",
-        early_stopping={"method": "pareto", "min_step": 1, "min_trials": 3},
-        budget={"trials": 20},
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="reports_progress_and_cost",
+            early_stopping={"method": "pareto", "min_step": 1, "min_trials": 3},
+            budget={"trials": 20},
+        )
+    )
     result = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False)
     trials = result.study.get_trials()
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -206,9 +216,9 @@ def test_pareto_pruner_stops_trials_in_a_real_search(
         assert "stopped early at step" in trial.user_attrs[records.STOPPED]
         # the bound is exact in this toy: what it would have reached is truly dominated
         would_be = toy_tasks.zdt1_values([trial.params[f"params.x{i}"] for i in range(3)])
-        assert any(
-            f1 <= would_be["f1"] and f2 <= would_be["f2"] for f1, f2 in complete
-        ), trial.number
+        assert any(f1 <= would_be["f1"] and f2 <= would_be["f2"] for f1, f2 in complete), (
+            trial.number
+        )
 
 
 # ----------------------------------------------------------------------------- budget.steps
@@ -216,15 +226,17 @@ def test_a_steps_budget_lets_stopped_trials_buy_more_trials(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
     """Every trial reports 4 steps; 60 steps buy 15 full trials, more when some stop early."""
-    full = load_recipe(write_recipe(
-        name="full", entrypoint="reports_progress", budget={"steps": 60, "trials": 50}
-    ))
-    early = load_recipe(write_recipe(
-        name="early",
-        entrypoint="reports_progress",
-        early_stopping={"min_step": 1, "eta": 2},
-        budget={"steps": 60, "trials": 50},
-    ))
+    full = load_recipe(
+        write_recipe(name="full", entrypoint="reports_progress", budget={"steps": 60, "trials": 50})
+    )
+    early = load_recipe(
+        write_recipe(
+            name="early",
+            entrypoint="reports_progress",
+            early_stopping={"min_step": 1, "eta": 2},
+            budget={"steps": 60, "trials": 50},
+        )
+    )
     full_trials = Runner(full, RunDir(tmp_path / "full"), Quiet()).run(resume=False).study.trials
     early_trials = Runner(early, RunDir(tmp_path / "early"), Quiet()).run(resume=False).study.trials
 
@@ -252,9 +264,9 @@ def test_compute_committed_counts_finished_seconds_and_expected_ones():
     for seconds in (1.0, 3.0, 2.0):
         study.add_trial(create_trial(values=[0.0, 0.0], user_attrs={records.DURATION: seconds}))
     study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={records.DURATION: 0.5}))
-    study.add_trial(create_trial(
-        values=[9.0, 9.0], user_attrs={records.DURATION: 0.01, records.REJECTED: True}
-    ))
+    study.add_trial(
+        create_trial(values=[9.0, 9.0], user_attrs={records.DURATION: 0.01, records.REJECTED: True})
+    )
 
     spent = 1.0 + 3.0 + 2.0 + 0.5 + 0.01
     assert compute_committed_s(study, []) == pytest.approx(spent + 2.0)
@@ -265,11 +277,13 @@ def test_a_compute_budget_stops_launching_before_it_is_spent(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
     budget_s = 1.5
-    recipe = load_recipe(write_recipe(
-        entrypoint="sleeps",
-        fixed={"sleep_s": 0.2},
-        budget={"compute_minutes": budget_s / 60, "trials": 50},
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="sleeps",
+            fixed={"sleep_s": 0.2},
+            budget={"compute_minutes": budget_s / 60, "trials": 50},
+        )
+    )
     trials = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False).study.trials
 
     durations = [t.user_attrs[records.DURATION] for t in trials]

@@ -148,8 +148,9 @@ def test_reports_reach_the_driver_in_order_and_its_answer_stops_the_trial(
     assert all(number != finished.number for number, _ in seen)
 
 
-def test_a_successful_trial_returns_its_metrics_as_floats(executor: Executor,
-                                                          tmp_path: Path) -> None:
+def test_a_successful_trial_returns_its_metrics_as_floats(
+    executor: Executor, tmp_path: Path
+) -> None:
     outcome = run_one(executor, job(tmp_path, x0=0.25, x1=0.5, x2=0.0))
 
     assert outcome.ok, outcome.reason
@@ -158,8 +159,7 @@ def test_a_successful_trial_returns_its_metrics_as_floats(executor: Executor,
     assert outcome.duration_s >= 0.0
 
 
-def test_a_raising_trial_fails_with_the_exception_text(executor: Executor,
-                                                       tmp_path: Path) -> None:
+def test_a_raising_trial_fails_with_the_exception_text(executor: Executor, tmp_path: Path) -> None:
     outcome = run_one(executor, job(tmp_path, "raises", x0=0.75))
 
     assert not outcome.ok
@@ -183,8 +183,7 @@ def test_an_unusable_result_fails_with_a_reason_naming_it(
     assert expected in outcome.reason
 
 
-def test_a_bool_metric_fails_with_a_reason_naming_it(executor: Executor,
-                                                     tmp_path: Path) -> None:
+def test_a_bool_metric_fails_with_a_reason_naming_it(executor: Executor, tmp_path: Path) -> None:
     outcome = run_one(executor, job(tmp_path, "returns_bool"))
 
     assert not outcome.ok
@@ -212,8 +211,7 @@ def test_trial_stdout_and_stderr_go_to_its_log(executor: Executor, tmp_path: Pat
     assert "chatty stderr line" in log
 
 
-def test_the_log_of_a_raising_trial_holds_its_traceback(executor: Executor,
-                                                        tmp_path: Path) -> None:
+def test_the_log_of_a_raising_trial_holds_its_traceback(executor: Executor, tmp_path: Path) -> None:
     one = job(tmp_path, "raises", x0=0.5)
 
     with real_stdio():
@@ -236,8 +234,9 @@ def test_inline_trial_output_goes_to_its_log_when_sys_stdout_is_not_fd_1(
     assert "chatty line 0" in (Path(one.trial_dir) / "log.txt").read_text()
 
 
-def test_reports_through_the_context_come_back_as_history(executor: Executor,
-                                                          tmp_path: Path) -> None:
+def test_reports_through_the_context_come_back_as_history(
+    executor: Executor, tmp_path: Path
+) -> None:
     one = job(tmp_path, "with_context")
 
     outcome = run_one(executor, one)
@@ -258,8 +257,9 @@ def test_a_trial_calling_sys_exit_fails_without_stopping_the_driver(
     assert run_one(executor, job(tmp_path)).ok
 
 
-def test_cancel_all_returns_each_job_in_flight_exactly_once(executor: Executor,
-                                                            tmp_path: Path) -> None:
+def test_cancel_all_returns_each_job_in_flight_exactly_once(
+    executor: Executor, tmp_path: Path
+) -> None:
     one = job(tmp_path, "sleeps", sleep_s=0.3)
     executor.submit(one)
 
@@ -270,13 +270,13 @@ def test_cancel_all_returns_each_job_in_flight_exactly_once(executor: Executor,
     assert run_one(executor, job(tmp_path)).ok  # still usable afterwards
 
 
-
-
 # ----------------------------------------------------------------------------- local only
 @pytest.mark.parametrize(
     ("how", "expected"),
-    [("sigkill", "worker process died: killed by SIGKILL"),
-     ("exit", "worker process died: exited with code 3")],
+    [
+        ("sigkill", "worker process died: killed by SIGKILL"),
+        ("exit", "worker process died: exited with code 3"),
+    ],
 )
 def test_a_trial_that_kills_its_worker_fails_and_the_next_job_runs(
     local: Executor, tmp_path: Path, how: str, expected: str

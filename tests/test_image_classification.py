@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import effsearch
 from effsearch.cli import app
 
-MODEL_CODE = '''
+MODEL_CODE = """
 from torch import nn
 
 
@@ -25,7 +25,7 @@ def small_cnn(num_classes):
         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes),
     )
-'''
+"""
 
 
 def image_folder(root: Path, per_class: int = 30, classes: int = 4) -> Path:
@@ -47,17 +47,27 @@ def write_recipe(root: Path, **changes: Any) -> Path:
     (root / "my_models.py").write_text(MODEL_CODE)
     document: dict[str, Any] = {
         "name": "images",
-        "task": {"builtin": "image-classification", "options": {
-            "model": "my_models:small_cnn", "dataset": str(image_folder(root)), "image_size": 16}},
+        "task": {
+            "builtin": "image-classification",
+            "options": {
+                "model": "my_models:small_cnn",
+                "dataset": str(image_folder(root)),
+                "image_size": 16,
+            },
+        },
         "space": {
             "architecture": {"resolution": {"int": [8, 16]}},
             "training": {"lr": 0.01, "epochs": 15, "batch_size": 16},
-            "pruning": {"method": {"choice": ["none", "magnitude", "channel"]},
-                        "sparsity": {"float": [0.3, 0.6]}},
+            "pruning": {
+                "method": {"choice": ["none", "magnitude", "channel"]},
+                "sparsity": {"float": [0.3, 0.6]},
+            },
             "quantization": {"scheme": {"choice": ["none", "bf16", "int8_dynamic"]}},
         },
-        "objectives": [{"metric": "accuracy", "direction": "maximize"},
-                       {"metric": "latency_ms", "direction": "minimize"}],
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
         "optimizer": {"name": "random"},
         "measure": {"batch_size": 8, "warmup": 1, "repeats": 3},
         "execution": {"executor": "inline"},
@@ -102,8 +112,11 @@ def test_weights_that_do_not_fit_are_left_as_built_and_named(tmp_path: Path) -> 
 def test_validate_names_what_is_wrong_with_the_options(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path)
     document = yaml.safe_load(recipe.read_text())
-    document["task"]["options"] |= {"model": "my_models:missing", "dataset": str(tmp_path / "no"),
-                                    "weights": "nothing.pt"}
+    document["task"]["options"] |= {
+        "model": "my_models:missing",
+        "dataset": str(tmp_path / "no"),
+        "weights": "nothing.pt",
+    }
     recipe.write_text(yaml.safe_dump(document))
 
     result = CliRunner().invoke(app, ["validate", str(recipe)])

@@ -25,24 +25,52 @@ def tiny(model_type: str) -> nn.Module:
     torch.manual_seed(0)
     common = {"vocab_size": VOCAB}
     configs: dict[str, Callable[[], Any]] = {
-        "llama": lambda: tf.LlamaConfig(hidden_size=32, num_attention_heads=4,
-                                        num_key_value_heads=2, intermediate_size=48,
-                                        num_hidden_layers=3, **common),
-        "qwen2": lambda: tf.Qwen2Config(hidden_size=32, num_attention_heads=4,
-                                        num_key_value_heads=2, intermediate_size=48,
-                                        num_hidden_layers=3, **common),
-        "mistral": lambda: tf.MistralConfig(hidden_size=32, num_attention_heads=4,
-                                            num_key_value_heads=1, intermediate_size=48,
-                                            num_hidden_layers=3, **common),
-        "gpt2": lambda: tf.GPT2Config(n_embd=32, n_head=4, n_layer=3, n_inner=48,
-                                      n_positions=64, **common),
-        "opt": lambda: tf.OPTConfig(hidden_size=32, num_attention_heads=4, ffn_dim=48,
-                                    num_hidden_layers=3, word_embed_proj_dim=32,
-                                    max_position_embeddings=64, **common),
-        "bert": lambda: tf.BertConfig(hidden_size=32, num_attention_heads=4,
-                                      intermediate_size=48, num_hidden_layers=3, **common),
-        "distilbert": lambda: tf.DistilBertConfig(dim=32, n_heads=4, hidden_dim=48, n_layers=3,
-                                                  **common),
+        "llama": lambda: tf.LlamaConfig(
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            **common,
+        ),
+        "qwen2": lambda: tf.Qwen2Config(
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            **common,
+        ),
+        "mistral": lambda: tf.MistralConfig(
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            **common,
+        ),
+        "gpt2": lambda: tf.GPT2Config(
+            n_embd=32, n_head=4, n_layer=3, n_inner=48, n_positions=64, **common
+        ),
+        "opt": lambda: tf.OPTConfig(
+            hidden_size=32,
+            num_attention_heads=4,
+            ffn_dim=48,
+            num_hidden_layers=3,
+            word_embed_proj_dim=32,
+            max_position_embeddings=64,
+            **common,
+        ),
+        "bert": lambda: tf.BertConfig(
+            hidden_size=32,
+            num_attention_heads=4,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            **common,
+        ),
+        "distilbert": lambda: tf.DistilBertConfig(
+            dim=32, n_heads=4, hidden_dim=48, n_layers=3, **common
+        ),
     }
     config = configs[model_type]()
     layout = layouts.layout_of_type(model_type)
@@ -147,8 +175,11 @@ def test_removing_a_head_group_that_does_nothing_keeps_the_outputs(model_type: s
                     fused[:, start + rows.start : start + rows.stop] = 0.0
                 out.weight[q_rows, :] = 0.0
                 continue
-            for part, rows in ((layout.query, q_rows), (layout.key, kv_rows),
-                               (layout.value, kv_rows)):
+            for part, rows in (
+                (layout.query, q_rows),
+                (layout.key, kv_rows),
+                (layout.value, kv_rows),
+            ):
                 linear = block.get_submodule(part)
                 linear.weight[rows] = 0.0
                 if linear.bias is not None:
@@ -237,8 +268,9 @@ def test_qlora_trains_on_an_int8_base_and_merges_into_float_weights() -> None:
 
     model = tiny("llama")
     layout = layouts.layout_of_type("llama")
-    adapted = adapting.apply(model, {"method": "qlora", "r": 2, "target": "attention"}, layout,
-                             None)
+    adapted = adapting.apply(
+        model, {"method": "qlora", "r": 2, "target": "attention"}, layout, None
+    )
     q_proj = adapted.model.base_model.model.model.layers[0].self_attn.q_proj
     assert type(q_proj.base_layer.weight).__name__.startswith("Int8")  # a quantized base
     optimizer = torch.optim.AdamW([p for p in adapted.model.parameters() if p.requires_grad])

@@ -314,8 +314,9 @@ def test_dynamic_nsga2_runs_small_generations_first():
 
     sampler = DynamicNSGAIISampler(seed=0, tau=8, mu=16)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
-    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)),
-                   n_trials=40)
+    study.optimize(
+        lambda t: (t.suggest_float("x", 0, 1), 1 - t.suggest_float("y", 0, 1)), n_trials=40
+    )
     key = sampler._get_generation_key()
     generations = [t.system_attrs[key] for t in study.trials]
     sizes = [generations.count(g) for g in sorted(set(generations))]
@@ -343,9 +344,7 @@ class Recording(optuna.samplers.RandomSampler):
 
 def test_a_sampler_sees_stopped_trials_as_finished_with_their_last_values():
     inner = Recording()
-    viewed = SeesStoppedTrials(
-        inner, last_values(COST_QUALITY, [Constraint("quality", ">=", 0.5)])
-    )
+    viewed = SeesStoppedTrials(inner, last_values(COST_QUALITY, [Constraint("quality", ">=", 0.5)]))
     study = optuna.create_study(directions=DIRECTIONS, sampler=viewed)
     for last in ({"cost": 1.0, "quality": 0.1}, {"cost": 2.0}):  # the second lacks quality
         trial = study.ask()

@@ -16,8 +16,10 @@ from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner
 from effsearch.search.view import View
 
-MIN_MIN = (ObjectiveSection(metric="f1", direction="minimize"),
-           ObjectiveSection(metric="f2", direction="minimize"))
+MIN_MIN = (
+    ObjectiveSection(metric="f1", direction="minimize"),
+    ObjectiveSection(metric="f2", direction="minimize"),
+)
 
 
 class Quiet(View):
@@ -62,13 +64,14 @@ def test_no_pareto_member_is_dominated_and_every_other_trial_is(points, directio
     numbers = {t.number for t in front}
     for other in study.trials:
         if other.number not in numbers:
-            assert any(dominates(m.values, other.values) or m.values == other.values
-                       for m in front)
+            assert any(dominates(m.values, other.values) or m.values == other.values for m in front)
 
 
 def test_reference_point_comes_from_objective_refs_and_constraint_limits():
-    objectives = (ObjectiveSection(metric="acc", direction="maximize"),
-                  ObjectiveSection(metric="ms", direction="minimize", ref=20.0))
+    objectives = (
+        ObjectiveSection(metric="acc", direction="maximize"),
+        ObjectiveSection(metric="ms", direction="minimize", ref=20.0),
+    )
     reference = study_front.reference_point([], objectives, [Constraint("acc", ">=", 0.9)])
     assert reference is not None
     assert reference.values == [0.9, 20.0]
@@ -118,12 +121,16 @@ def test_the_reference_point_is_stored_once_and_kept_on_resume(
 def test_a_stalled_hypervolume_stops_the_search_early_and_says_why(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
-    recipe = load_recipe(write_recipe(
-        entrypoint="constant",
-        objectives=[{"metric": "f1", "direction": "minimize", "ref": 1.0},
-                    {"metric": "f2", "direction": "minimize", "ref": 1.0}],
-        budget={"trials": 50, "stop_when_stalled": {"trials": 5, "min_improvement": 0.01}},
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="constant",
+            objectives=[
+                {"metric": "f1", "direction": "minimize", "ref": 1.0},
+                {"metric": "f2", "direction": "minimize", "ref": 1.0},
+            ],
+            budget={"trials": 50, "stop_when_stalled": {"trials": 5, "min_improvement": 0.01}},
+        )
+    )
     view = Quiet()
     result = Runner(recipe, RunDir(tmp_path / "run"), view).run(resume=False)
     assert len(result.study.trials) == 6  # the first point, then 5 trials without a gain
@@ -150,11 +157,26 @@ def test_front_neighbours_closer_than_the_latency_spread_are_flagged(tmp_path: P
     recipe = load_recipe(path)
     study = optuna.create_study(directions=["maximize", "minimize"])
     for accuracy, latency in ((0.90, 1.00), (0.91, 1.01), (0.99, 2.00)):
-        study.add_trial(create_trial(values=[accuracy, latency], user_attrs={
-            records.METRICS: {"accuracy": accuracy, "latency_ms": latency,
-                              "latency_iqr_ms": 0.05}}))
+        study.add_trial(
+            create_trial(
+                values=[accuracy, latency],
+                user_attrs={
+                    records.METRICS: {
+                        "accuracy": accuracy,
+                        "latency_ms": latency,
+                        "latency_iqr_ms": 0.05,
+                    }
+                },
+            )
+        )
 
     gaps = RunSummary.from_study(recipe, study).within_noise()
 
-    assert gaps == [{"metric": "latency_ms", "trials": [0, 1], "difference": pytest.approx(0.01),
-                     "spread": 0.05}]
+    assert gaps == [
+        {
+            "metric": "latency_ms",
+            "trials": [0, 1],
+            "difference": pytest.approx(0.01),
+            "spread": 0.05,
+        }
+    ]

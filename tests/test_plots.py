@@ -60,8 +60,11 @@ def test_the_png_labels_axes_with_direction_and_shows_legend_and_limits(
     assert set(plots.KINDS) <= set(legend)
     assert "f1 <= 0.8" in legend  # the constraint limit is drawn and named
     assert history.get_xlabel() == "finished trials (count)"
-    assert [t.get_text() for t in knobs.get_xticklabels()] == ["params.x0", "params.x1",
-                                                               "params.x2"]
+    assert [t.get_text() for t in knobs.get_xticklabels()] == [
+        "params.x0",
+        "params.x1",
+        "params.x2",
+    ]
 
 
 def test_units_come_from_metric_names():
@@ -91,8 +94,14 @@ def test_plot_writes_a_self_contained_html_page(run_dir: Path, tmp_path: Path) -
     page = (tmp_path / "front.html").read_text()
     assert "<script src=" not in page  # plotly.js is inlined: it opens offline
     assert len(page) > 1_000_000
-    for text in ("f1 (lower is better)", "stopped early", "infeasible", "Pareto set",
-                 "hypervolume over trials", "parcoords"):
+    for text in (
+        "f1 (lower is better)",
+        "stopped early",
+        "infeasible",
+        "Pareto set",
+        "hypervolume over trials",
+        "parcoords",
+    ):
         assert text in page, text
 
 

@@ -54,8 +54,9 @@ def test_a_password_in_the_url_reaches_the_server_but_not_the_run_directory(
     secret = "never-written-pw"
     # the CI server trusts local users, so any password connects; what matters is where it goes
     with_secret = URL.replace("postgres@", f"postgres:{secret}@", 1)
-    recipe = write_recipe(name=f"pg-{uuid.uuid4().hex[:12]}", storage=with_secret,
-                          budget={"trials": 2})
+    recipe = write_recipe(
+        name=f"pg-{uuid.uuid4().hex[:12]}", storage=with_secret, budget={"trials": 2}
+    )
     run_dir = tmp_path / "run"
 
     ran = CliRunner().invoke(app, ["run", str(recipe), "--run-dir", str(run_dir)])

@@ -81,8 +81,15 @@ def test_the_page_holds_what_a_person_needs_offline(report: Path) -> None:
     page = report.read_text()
 
     assert "<script src=" not in page and "<link " not in page
-    for text in ("Pareto set", "effsearch export", "--trial", "Failed trials", "Recipe",
-                 "f1 &lt;= 0.8", "hypervolume over trials"):
+    for text in (
+        "Pareto set",
+        "effsearch export",
+        "--trial",
+        "Failed trials",
+        "Recipe",
+        "f1 &lt;= 0.8",
+        "hypervolume over trials",
+    ):
         assert text in page, text
 
 

@@ -50,8 +50,9 @@ class RecordingView(View):
         self.events.append(("stop",))
 
 
-def run(recipe: Recipe, run_dir: Path, resume: bool = False,
-        view: RecordingView | None = None) -> SessionResult:
+def run(
+    recipe: Recipe, run_dir: Path, resume: bool = False, view: RecordingView | None = None
+) -> SessionResult:
     return Runner(recipe, RunDir(run_dir), view or RecordingView()).run(resume=resume)
 
 
@@ -82,8 +83,7 @@ def open_journal(run_dir: Path, name: str = "toy") -> optuna.Study:
 
 
 # ----------------------------------------------------------------------------- one search
-def test_a_search_runs_exactly_its_trial_budget(write_recipe: WriteRecipe,
-                                                tmp_path: Path) -> None:
+def test_a_search_runs_exactly_its_trial_budget(write_recipe: WriteRecipe, tmp_path: Path) -> None:
     view = RecordingView()
 
     result = run(load_recipe(write_recipe(budget={"trials": 7})), tmp_path / "run", view=view)
@@ -119,7 +119,8 @@ def test_every_metric_the_task_returned_is_recorded_on_the_trial(
         assert metrics["g"] == pytest.approx(toy_tasks.zdt1_values(xs(trial))["g"])
         assert metrics["trial_number"] == trial.number
         assert trial.user_attrs[records.HISTORY] == [
-            {"step": 1.0, "partial": 0.5}, {"step": 2.0, "partial": 0.25}
+            {"step": 1.0, "partial": 0.5},
+            {"step": 2.0, "partial": 0.25},
         ]
 
 
@@ -140,8 +141,11 @@ def test_failing_trials_are_failed_with_their_reason_and_the_budget_is_still_spe
 ) -> None:
     view = RecordingView()
 
-    result = run(load_recipe(write_recipe(entrypoint="fails_above_half", budget={"trials": 10})),
-                 tmp_path / "run", view=view)
+    result = run(
+        load_recipe(write_recipe(entrypoint="fails_above_half", budget={"trials": 10})),
+        tmp_path / "run",
+        view=view,
+    )
 
     trials = result.study.get_trials()
     assert len(trials) == 10
@@ -158,8 +162,9 @@ def test_failing_trials_are_failed_with_their_reason_and_the_budget_is_still_spe
     assert counted(result.study) == 10
 
 
-def test_a_search_whose_every_trial_fails_still_ends(write_recipe: WriteRecipe,
-                                                     tmp_path: Path) -> None:
+def test_a_search_whose_every_trial_fails_still_ends(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
     study = search(write_recipe, tmp_path, entrypoint="raises", budget={"trials": 4})
 
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 4
@@ -191,8 +196,9 @@ def test_a_missing_constraint_metric_fails_the_trial_naming_the_metric(
 def test_constraints_are_recorded_as_violations_and_infeasible_trials_are_off_the_front(
     write_recipe: WriteRecipe, tmp_path: Path
 ) -> None:
-    study = search(write_recipe, tmp_path, constraints=["f1 <= 0.5", "g >= 2"],
-                   budget={"trials": 20})
+    study = search(
+        write_recipe, tmp_path, constraints=["f1 <= 0.5", "g >= 2"], budget={"trials": 20}
+    )
 
     for trial in study.trials:
         f1, g = trial.user_attrs[records.METRICS]["f1"], trial.user_attrs[records.METRICS]["g"]
@@ -225,15 +231,26 @@ def _non_dominated(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if not any(dominates(o, t) for o in trials)]
 
 
-def test_the_front_respects_each_objective_direction(write_recipe: WriteRecipe,
-                                                     tmp_path: Path) -> None:
-    study = search(write_recipe, tmp_path, budget={"trials": 20}, objectives=[
-        {"metric": "f1", "direction": "maximize"}, {"metric": "f2", "direction": "minimize"}])
+def test_the_front_respects_each_objective_direction(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
+    study = search(
+        write_recipe,
+        tmp_path,
+        budget={"trials": 20},
+        objectives=[
+            {"metric": "f1", "direction": "maximize"},
+            {"metric": "f2", "direction": "minimize"},
+        ],
+    )
     signed = {t.number: (-t.values[0], t.values[1]) for t in study.trials}
 
     def dominated(n: int) -> bool:
-        return any(all(a <= b for a, b in zip(signed[m], signed[n], strict=True))
-                   and signed[m] != signed[n] for m in signed)
+        return any(
+            all(a <= b for a, b in zip(signed[m], signed[n], strict=True))
+            and signed[m] != signed[n]
+            for m in signed
+        )
 
     front = pareto_front(study.trials, study.directions)
     assert [t.number for t in front] == [n for n in signed if not dominated(n)]
@@ -242,8 +259,9 @@ def test_the_front_respects_each_objective_direction(write_recipe: WriteRecipe,
 def test_a_wall_clock_budget_ends_the_search_and_counts_across_resumes(
     write_recipe: WriteRecipe, tmp_path: Path
 ) -> None:
-    recipe = load_recipe(write_recipe(entrypoint="sleeps", fixed={"sleep_s": 0.2},
-                                      budget={"wall_minutes": 0.01}))  # 0.6 s
+    recipe = load_recipe(
+        write_recipe(entrypoint="sleeps", fixed={"sleep_s": 0.2}, budget={"wall_minutes": 0.01})
+    )  # 0.6 s
 
     first = run(recipe, tmp_path / "run").study
     again = run(recipe, tmp_path / "run", resume=True).study
@@ -252,13 +270,17 @@ def test_a_wall_clock_budget_ends_the_search_and_counts_across_resumes(
     assert len(again.trials) == len(first.trials)
 
 
-def test_a_storage_url_holds_the_study_and_resume_reopens_it(write_recipe: WriteRecipe,
-                                                            tmp_path: Path) -> None:
+def test_a_storage_url_holds_the_study_and_resume_reopens_it(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     run(load_recipe(write_recipe(storage=url, budget={"trials": 3})), tmp_path / "run")
 
-    result = run(load_recipe(write_recipe("more.yaml", storage=url, budget={"trials": 5})),
-                 tmp_path / "run", resume=True)
+    result = run(
+        load_recipe(write_recipe("more.yaml", storage=url, budget={"trials": 5})),
+        tmp_path / "run",
+        resume=True,
+    )
 
     assert len(result.study.trials) == 5
     assert not (tmp_path / "run" / JOURNAL_NAME).exists()
@@ -346,11 +368,18 @@ def test_resume_with_a_changed_space_is_refused_naming_the_field(
     assert len(open_journal(tmp_path / "run").trials) == 2
 
 
-def test_resume_with_a_changed_objective_is_refused(write_recipe: WriteRecipe,
-                                                    tmp_path: Path) -> None:
+def test_resume_with_a_changed_objective_is_refused(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
     run(load_recipe(write_recipe(budget={"trials": 2})), tmp_path / "run")
-    changed = write_recipe("changed.yaml", budget={"trials": 2}, objectives=[
-        {"metric": "f1", "direction": "minimize"}, {"metric": "g", "direction": "minimize"}])
+    changed = write_recipe(
+        "changed.yaml",
+        budget={"trials": 2},
+        objectives=[
+            {"metric": "f1", "direction": "minimize"},
+            {"metric": "g", "direction": "minimize"},
+        ],
+    )
 
     with pytest.raises(ResumeError, match="objectives"):
         run(load_recipe(changed), tmp_path / "run", resume=True)
@@ -372,18 +401,24 @@ def test_resume_with_a_raised_budget_keeps_the_trials_and_runs_up_to_the_new_tot
     assert RunDir(tmp_path / "run").frozen_recipe().budget.trials == 9
 
 
-@pytest.mark.parametrize("optimizer", [
-    "random",
-    "tpe",  # its first 10 trials are random
-    "nsga2",
-])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        "random",
+        "tpe",  # its first 10 trials are random
+        "nsga2",
+    ],
+)
 def test_resume_does_not_propose_configurations_already_run(
     write_recipe: WriteRecipe, tmp_path: Path, optimizer: str
 ) -> None:
-    run(load_recipe(write_recipe(optimizer={"name": optimizer}, budget={"trials": 4})),
-        tmp_path / "run")
-    more = load_recipe(write_recipe("more.yaml", optimizer={"name": optimizer},
-                                    budget={"trials": 8}))
+    run(
+        load_recipe(write_recipe(optimizer={"name": optimizer}, budget={"trials": 4})),
+        tmp_path / "run",
+    )
+    more = load_recipe(
+        write_recipe("more.yaml", optimizer={"name": optimizer}, budget={"trials": 8})
+    )
 
     trials = run(more, tmp_path / "run", resume=True).study.trials
 
@@ -392,8 +427,7 @@ def test_resume_does_not_propose_configurations_already_run(
     assert not [x for x in resumed if x in first]
 
 
-def test_resume_of_a_finished_run_runs_nothing(write_recipe: WriteRecipe,
-                                               tmp_path: Path) -> None:
+def test_resume_of_a_finished_run_runs_nothing(write_recipe: WriteRecipe, tmp_path: Path) -> None:
     recipe = load_recipe(write_recipe(budget={"trials": 3}))
     run(recipe, tmp_path / "run")
 
@@ -403,24 +437,28 @@ def test_resume_of_a_finished_run_runs_nothing(write_recipe: WriteRecipe,
     assert result.completed_now == 0
 
 
-def test_a_second_driver_on_a_locked_run_dir_is_refused(write_recipe: WriteRecipe,
-                                                        tmp_path: Path) -> None:
+def test_a_second_driver_on_a_locked_run_dir_is_refused(
+    write_recipe: WriteRecipe, tmp_path: Path
+) -> None:
     recipe = load_recipe(write_recipe(budget={"trials": 2}))
     run(recipe, tmp_path / "run")
 
-    with RunDir(tmp_path / "run").driver_lock(), \
-            pytest.raises(ResumeError, match="is being run by pid"):
+    with (
+        RunDir(tmp_path / "run").driver_lock(),
+        pytest.raises(ResumeError, match="is being run by pid"),
+    ):
         run(recipe, tmp_path / "run", resume=True)
 
     assert len(open_journal(tmp_path / "run").trials) == 2
 
 
-def test_a_locked_fresh_run_dir_is_refused_too(write_recipe: WriteRecipe,
-                                               tmp_path: Path) -> None:
+def test_a_locked_fresh_run_dir_is_refused_too(write_recipe: WriteRecipe, tmp_path: Path) -> None:
     recipe = load_recipe(write_recipe(budget={"trials": 2}))
 
-    with RunDir(tmp_path / "run").driver_lock(), \
-            pytest.raises(ResumeError, match="is being run by"):
+    with (
+        RunDir(tmp_path / "run").driver_lock(),
+        pytest.raises(ResumeError, match="is being run by"),
+    ):
         run(recipe, tmp_path / "run")
 
 
@@ -441,8 +479,9 @@ def test_resume_after_a_crash_reruns_the_interrupted_trial_once_and_keeps_the_re
     stale = _leave_a_trial_running(load_recipe(tmp_path / "recipe.yaml"), tmp_path / "run")
     assert stale.state == TrialState.RUNNING
 
-    result = run(load_recipe(write_recipe("more.yaml", budget={"trials": 6})), tmp_path / "run",
-                 resume=True)
+    result = run(
+        load_recipe(write_recipe("more.yaml", budget={"trials": 6})), tmp_path / "run", resume=True
+    )
 
     trials = result.study.get_trials()
     assert result.recovered == 1
@@ -466,8 +505,9 @@ def test_a_trial_killed_before_it_had_a_configuration_is_failed_but_not_rerun(
     run(load_recipe(write_recipe(budget={"trials": 3})), tmp_path / "run")
     bare = open_journal(tmp_path / "run").ask()  # the driver died between ask and suggest
 
-    result = run(load_recipe(write_recipe("more.yaml", budget={"trials": 4})), tmp_path / "run",
-                 resume=True)
+    result = run(
+        load_recipe(write_recipe("more.yaml", budget={"trials": 4})), tmp_path / "run", resume=True
+    )
 
     trials = result.study.get_trials()
     assert trials[bare.number].state == TrialState.FAIL
@@ -482,8 +522,9 @@ def test_an_interrupted_trial_does_not_count_against_the_budget(
     run(load_recipe(write_recipe(budget={"trials": 4})), tmp_path / "run")
     _leave_a_trial_running(load_recipe(tmp_path / "recipe.yaml"), tmp_path / "run")
 
-    result = run(load_recipe(write_recipe("more.yaml", budget={"trials": 5})), tmp_path / "run",
-                 resume=True)
+    result = run(
+        load_recipe(write_recipe("more.yaml", budget={"trials": 5})), tmp_path / "run", resume=True
+    )
 
     assert len(result.study.trials) == 6  # 4 finished, 1 interrupted, its re-run
     assert counted(result.study) == 5
@@ -493,8 +534,13 @@ def test_a_stop_signal_ends_the_search_with_every_finished_trial_saved(
     write_recipe: WriteRecipe, tmp_path: Path
 ) -> None:
     marker = tmp_path / "interrupted.txt"
-    recipe = load_recipe(write_recipe(entrypoint="interrupts_once", budget={"trials": 6},
-                                      fixed={"interrupt_at": 2, "marker": str(marker)}))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="interrupts_once",
+            budget={"trials": 6},
+            fixed={"interrupt_at": 2, "marker": str(marker)},
+        )
+    )
 
     result = run(recipe, tmp_path / "run")
 
@@ -515,15 +561,22 @@ def test_a_search_on_local_workers_survives_trials_that_kill_their_worker(
     write_recipe: WriteRecipe, tmp_path: Path
 ) -> None:
     # Seed 0 draws x0 = 0.549, 0.545, 0.438: two workers die at once, then a trial succeeds.
-    recipe = load_recipe(write_recipe(
-        entrypoint="dies_above_half", fixed={"how": "sigkill"}, budget={"trials": 3},
-        execution={"executor": "local", "workers": 2, "trial_timeout_s": 60},
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="dies_above_half",
+            fixed={"how": "sigkill"},
+            budget={"trials": 3},
+            execution={"executor": "local", "workers": 2, "trial_timeout_s": 60},
+        )
+    )
 
     study = run(recipe, tmp_path / "run").study
 
-    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL,
-                                               TrialState.COMPLETE]
+    assert [t.state for t in study.trials] == [
+        TrialState.FAIL,
+        TrialState.FAIL,
+        TrialState.COMPLETE,
+    ]
     for trial in study.trials[:2]:
         assert "worker process died: killed by SIGKILL" in trial.user_attrs[records.FAIL_REASON]
     expected = toy_tasks.zdt1_values(xs(study.trials[2]))

@@ -50,9 +50,12 @@ class Scenario:
         """Trials cut short with a configuration: left RUNNING (SIGKILL) or failed as
         interrupted (Ctrl-C). A kill between ask and the end of suggest leaves one without
         (or with half of one): not re-run."""
-        return [t for t in self.before if (t.state == TrialState.RUNNING
-                or t.user_attrs.get(records.INTERRUPTED))
-                and (records.CONFIG in t.user_attrs or t.system_attrs.get("fixed_params"))]
+        return [
+            t
+            for t in self.before
+            if (t.state == TrialState.RUNNING or t.user_attrs.get(records.INTERRUPTED))
+            and (records.CONFIG in t.user_attrs or t.system_attrs.get("fixed_params"))
+        ]
 
 
 def effsearch_command() -> list[str]:
@@ -89,7 +92,10 @@ def start(folder: Path, log: str, *args: str | Path) -> subprocess.Popen[bytes]:
     with open(folder / log, "wb") as out:
         return subprocess.Popen(
             [*effsearch_command(), *map(str, args)],
-            cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -103,12 +109,18 @@ def stop_group(driver: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module", params=["sigkill", "ctrl-c"])
-def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-             toy_recipe_writer: Callable[..., Path]) -> Iterator[Scenario]:
+def scenario(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    toy_recipe_writer: Callable[..., Path],
+) -> Iterator[Scenario]:
     """Run a 12-trial search on 2 local workers, stop it mid-way, then resume it."""
     folder = tmp_path_factory.mktemp(request.param)
     recipe = toy_recipe_writer(
-        folder, entrypoint="sleeps", fixed={"sleep_s": 0.4}, budget={"trials": BUDGET},
+        folder,
+        entrypoint="sleeps",
+        fixed={"sleep_s": 0.4},
+        budget={"trials": BUDGET},
         execution={"executor": "local", "workers": 2, "trial_timeout_s": 60},
     )
     run_dir = folder / "run"
@@ -156,8 +168,7 @@ def test_every_trial_finished_before_the_stop_is_kept_unchanged(scenario: Scenar
         assert after[trial.number].state == TrialState.COMPLETE
         assert after[trial.number].values == trial.values
         assert after[trial.number].params == trial.params
-        assert after[trial.number].user_attrs[records.METRICS] == \
-            trial.user_attrs[records.METRICS]
+        assert after[trial.number].user_attrs[records.METRICS] == trial.user_attrs[records.METRICS]
 
 
 def test_every_trial_cut_short_is_failed_as_interrupted_and_rerun_once(
@@ -168,13 +179,13 @@ def test_every_trial_cut_short_is_failed_as_interrupted_and_rerun_once(
     for trial in scenario.stopped():
         assert after[trial.number].state == TrialState.FAIL
         assert after[trial.number].user_attrs[records.INTERRUPTED] is True
-        retries = [t for t in scenario.after
-                   if t.user_attrs.get(records.RETRY_OF) == trial.number]
+        retries = [t for t in scenario.after if t.user_attrs.get(records.RETRY_OF) == trial.number]
         assert len(retries) == 1, f"trial {trial.number} re-run {len(retries)} times"
         assert retries[0].params == trial.params
         assert retries[0].state == TrialState.COMPLETE
-    retried = {t.user_attrs[records.RETRY_OF] for t in scenario.after
-               if records.RETRY_OF in t.user_attrs}
+    retried = {
+        t.user_attrs[records.RETRY_OF] for t in scenario.after if records.RETRY_OF in t.user_attrs
+    }
     assert retried == {t.number for t in scenario.stopped()}
 
 

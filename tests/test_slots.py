@@ -100,6 +100,7 @@ def test_slots_belong_to_the_physical_gpu_so_two_gpus_never_wait_for_each_other(
     started = time.monotonic()
     with DeviceSlots("cuda", tmp_path).compute():  # the other GPU: no wait
         other_gpu_s = time.monotonic() - started
+
     def step_on_gpu_0() -> None:
         with DeviceSlots("cuda:0", tmp_path).compute():
             pass

@@ -33,8 +33,13 @@ WORDS = {
 def tiny_bert(num_labels: int = 3) -> BertForSequenceClassification:
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=64, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        intermediate_size=FFN, max_position_embeddings=32, num_labels=num_labels,
+        vocab_size=64,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        max_position_embeddings=32,
+        num_labels=num_labels,
     )
     return BertForSequenceClassification(config).eval()
 
@@ -142,8 +147,14 @@ def test_semi_structured_kernels_refuse_a_cpu_float_model():
 def test_adapter_trains_few_weights_and_merges_to_the_same_function(method):
     model = tiny_bert()
     total = sum(p.numel() for p in model.parameters())
-    config = {"method": method, "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention_mlp",
-              "adapted_fraction": 1.0}
+    config = {
+        "method": method,
+        "r": 2,
+        "alpha": 4.0,
+        "dropout": 0.0,
+        "target": "attention_mlp",
+        "adapted_fraction": 1.0,
+    }
     adapted = peft.apply(model, config, BERT, head="classifier")
     assert 0 < adapted.trainable_params < 0.5 * total
     trainable = [p for p in adapted.model.parameters() if p.requires_grad]
@@ -160,8 +171,14 @@ def test_adapter_trains_few_weights_and_merges_to_the_same_function(method):
 
 def test_adapted_fraction_places_adapters_in_the_top_layers_only():
     model = tiny_bert()
-    config = {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
-              "adapted_fraction": 0.3}
+    config = {
+        "method": "lora",
+        "r": 2,
+        "alpha": 4.0,
+        "dropout": 0.0,
+        "target": "attention",
+        "adapted_fraction": 0.3,
+    }
     adapted = peft.apply(model, config, BERT, head="classifier")
     names = [n for n, p in adapted.model.named_parameters() if p.requires_grad and "lora_" in n]
     assert names and all(".layer.2." in n for n in names)
@@ -216,8 +233,14 @@ def local_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_text_task_runs_every_stage_on_a_local_model(local_model):
     folder, data = local_model
-    task = HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
-                                label_column="topic", max_length=8, train_samples=None)
+    task = HFTextClassification(
+        model=str(folder),
+        dataset=str(data),
+        text_column="text",
+        label_column="topic",
+        max_length=8,
+        train_samples=None,
+    )
     config = {
         "architecture": {"drop_layers": 1},
         "peft": {"method": "full"},
@@ -257,8 +280,14 @@ def test_jsonl_datasets_load_with_their_own_columns(tmp_path):
     path = tmp_path / "reviews.jsonl"
     rows = [{"body": f"text {i}", "stars": "good" if i % 2 else "bad"} for i in range(40)]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    data = text_data.load(str(path), str(tmp_path), text_column="body", label_column="stars",
-                          train_samples=20, test_samples=8)
+    data = text_data.load(
+        str(path),
+        str(tmp_path),
+        text_column="body",
+        label_column="stars",
+        train_samples=20,
+        test_samples=8,
+    )
     assert data.label_names == ("bad", "good")
     assert len(data.train_texts) == 20 and len(data.test_texts) == 8
     assert sorted(set(data.train_labels)) == [0, 1]
@@ -296,12 +325,24 @@ def test_cuda_only_pruning_is_refused_for_a_cpu_recipe(tmp_path, local_model):
 
 def tiny_text_task(local_model: tuple[Path, Path]) -> HFTextClassification:
     folder, data = local_model
-    return HFTextClassification(model=str(folder), dataset=str(data), text_column="text",
-                                label_column="topic", max_length=8, train_samples=None)
+    return HFTextClassification(
+        model=str(folder),
+        dataset=str(data),
+        text_column="text",
+        label_column="topic",
+        max_length=8,
+        train_samples=None,
+    )
 
 
-LORA = {"method": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": "attention",
-        "adapted_fraction": 1.0}
+LORA = {
+    "method": "lora",
+    "r": 2,
+    "alpha": 4.0,
+    "dropout": 0.0,
+    "target": "attention",
+    "adapted_fraction": 1.0,
+}
 
 
 def pruned_lora_config(scheme: str = "bf16", lr: float = 1e-3) -> dict:
@@ -360,8 +401,7 @@ def test_an_export_also_gets_the_trained_adapter_in_peft_format(local_model, tmp
         "pruning": {"method": "none"},
         "quantization": {"scheme": "none"},
     }
-    ctx = TrialContext(trial_number=0, seed=0, measure=TINY_MEASURE,
-                       export_dir=tmp_path)
+    ctx = TrialContext(trial_number=0, seed=0, measure=TINY_MEASURE, export_dir=tmp_path)
     task.run(config, ctx)
 
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()

@@ -19,8 +19,9 @@ from effsearch.search.runner import Runner
 def test_nan_and_inf_results_are_failed_and_never_told_to_the_optimizer(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
-    recipe = load_recipe(write_recipe(entrypoint="nan_above_half", budget={"trials": 16},
-                                      optimizer={"name": "tpe"}))
+    recipe = load_recipe(
+        write_recipe(entrypoint="nan_above_half", budget={"trials": 16}, optimizer={"name": "tpe"})
+    )
     study = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False).study
 
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -37,10 +38,13 @@ def test_nan_and_inf_results_are_failed_and_never_told_to_the_optimizer(
 def test_a_trial_printing_megabytes_is_kept_in_its_log_and_the_search_goes_on(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
-    recipe = load_recipe(write_recipe(
-        entrypoint="floods_stdout", budget={"trials": 2},
-        execution={"executor": "local", "workers": 1, "trial_timeout_s": 120},
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="floods_stdout",
+            budget={"trials": 2},
+            execution={"executor": "local", "workers": 1, "trial_timeout_s": 120},
+        )
+    )
     study = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False).study
 
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
@@ -51,11 +55,18 @@ def test_a_trial_printing_megabytes_is_kept_in_its_log_and_the_search_goes_on(
 def test_a_trial_that_allocates_without_end_fails_at_its_memory_cap_and_the_search_goes_on(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
-    recipe = load_recipe(write_recipe(
-        entrypoint="allocates", budget={"trials": 6},
-        execution={"executor": "local", "workers": 1, "trial_timeout_s": 120,
-                   "trial_memory_mb": 1024},
-    ))
+    recipe = load_recipe(
+        write_recipe(
+            entrypoint="allocates",
+            budget={"trials": 6},
+            execution={
+                "executor": "local",
+                "workers": 1,
+                "trial_timeout_s": 120,
+                "trial_memory_mb": 1024,
+            },
+        )
+    )
     study = Runner(recipe, RunDir(tmp_path / "run"), Quiet()).run(resume=False).study
 
     states = {t.number: t.state for t in study.trials}
@@ -67,5 +78,6 @@ def test_a_trial_that_allocates_without_end_fails_at_its_memory_cap_and_the_sear
             "MemoryError: the trial needed more than execution.trial_memory_mb = 1024 MB"
         )
     # the same worker ran the others, its memory and cap restored
-    assert all(s == TrialState.COMPLETE for n, s in states.items()
-               if n not in {t.number for t in runaway})
+    assert all(
+        s == TrialState.COMPLETE for n, s in states.items() if n not in {t.number for t in runaway}
+    )

@@ -42,8 +42,13 @@ def test_only_configurations_of_the_new_space_carry_over(
     write_recipe: Callable[..., Path], tmp_path: Path
 ) -> None:
     first = effsearch.run(write_recipe(), run_dir=tmp_path / "first", trials=10)
-    narrower = {"params": {"x0": {"float": [0.0, 0.5]}, "x1": {"float": [0.0, 1.0]},
-                           "x2": {"float": [0.0, 1.0]}}}
+    narrower = {
+        "params": {
+            "x0": {"float": [0.0, 0.5]},
+            "x1": {"float": [0.0, 1.0]},
+            "x2": {"float": [0.0, 1.0]},
+        }
+    }
     recipe = write_recipe("second.yaml", space=narrower, warm_start={"runs": ["first"]})
 
     second = effsearch.run(recipe, run_dir=tmp_path / "second", trials=1)
@@ -58,27 +63,41 @@ def test_only_configurations_of_the_new_space_carry_over(
 def test_on_another_machine_only_configuration_metrics_carry(
     write_recipe: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    objectives = [{"metric": "params", "direction": "minimize"},
-                  {"metric": "size_mb", "direction": "minimize"}]
-    measured = [{"metric": "f1", "direction": "minimize"},
-                {"metric": "f2", "direction": "minimize"}]
-    effsearch.run(write_recipe(entrypoint="sized", objectives=objectives),
-                  run_dir=tmp_path / "exact", trials=5)
-    first = effsearch.run(write_recipe("m.yaml", entrypoint="sized", objectives=measured),
-                          run_dir=tmp_path / "measured", trials=5)
+    objectives = [
+        {"metric": "params", "direction": "minimize"},
+        {"metric": "size_mb", "direction": "minimize"},
+    ]
+    measured = [
+        {"metric": "f1", "direction": "minimize"},
+        {"metric": "f2", "direction": "minimize"},
+    ]
+    effsearch.run(
+        write_recipe(entrypoint="sized", objectives=objectives),
+        run_dir=tmp_path / "exact",
+        trials=5,
+    )
+    first = effsearch.run(
+        write_recipe("m.yaml", entrypoint="sized", objectives=measured),
+        run_dir=tmp_path / "measured",
+        trials=5,
+    )
     here = warm_start.this_machine("cpu")
     elsewhere = here | {"torch_version": "0.0-other"}
     monkeypatch.setattr(warm_start, "this_machine", lambda device: elsewhere)
 
     exact = effsearch.run(
-        write_recipe("e2.yaml", entrypoint="sized", objectives=objectives,
-                     warm_start={"runs": ["exact"]}),
-        run_dir=tmp_path / "exact2", trials=1,
+        write_recipe(
+            "e2.yaml", entrypoint="sized", objectives=objectives, warm_start={"runs": ["exact"]}
+        ),
+        run_dir=tmp_path / "exact2",
+        trials=1,
     )
     again = effsearch.run(
-        write_recipe("m2.yaml", entrypoint="sized", objectives=measured,
-                     warm_start={"runs": ["measured"]}),
-        run_dir=tmp_path / "measured2", trials=len(first.pareto),
+        write_recipe(
+            "m2.yaml", entrypoint="sized", objectives=measured, warm_start={"runs": ["measured"]}
+        ),
+        run_dir=tmp_path / "measured2",
+        trials=len(first.pareto),
     )
 
     assert sum(t.warm_start_from is not None for t in exact.trials) == 5

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-MIN_MEASURED_NOISE = 1e-5
+MIN_MEASURED_NOISE = 1e-6
 """Floor of a measured variance once standardized: an exact metric stays well conditioned."""
 
 

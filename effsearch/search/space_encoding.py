@@ -103,31 +103,6 @@ class SpaceEncoding:
             out[redraw, cols] = block
         return self.canonical(out)
 
-    def neighbours(self, row: np.ndarray, scale: float) -> np.ndarray:
-        """Canonical rows one knob away from ``row``: every other choice of each choice knob
-        (each inactive one as well: a change of its parent may bring it in), each numeric
-        knob stepped by ``scale`` down and up. Local search over a categorical space needs
-        the whole neighbourhood; random redraws mostly return the row itself."""
-        out = []
-        for column in self.columns:
-            cols = slice(column.start, column.start + column.width)
-            if isinstance(column.knob.distribution, CategoricalDistribution):
-                for choice in range(column.width):
-                    if row[column.start + choice] == 1.0:
-                        continue
-                    moved = row.copy()
-                    moved[cols] = 0.0
-                    moved[column.start + choice] = 1.0
-                    out.append(moved)
-                continue
-            for step in (-scale, scale):
-                moved = row.copy()
-                moved[column.start] = min(1.0, max(0.0, row[column.start] + step))
-                out.append(moved)
-        if not out:
-            return np.zeros((0, self.dims))
-        return self.canonical(np.array(out))
-
     def model_inputs(self, rows: np.ndarray) -> np.ndarray:
         """``rows`` as a categorical kernel reads them: each choice knob one column holding its
         choice's index (the choice count when the knob is inactive: a category of its own),
