@@ -135,8 +135,8 @@ def predictor_line(found: dict[str, Any]) -> str:
     line = (
         f"cost predictor: {found['predicted']} trials ran with a prediction (rank correlation "
         f"with the measured value: {correlations or 'none yet'}); {found['rejected']} "
-        f"configurations rejected by prediction, about {saved_s} s of trials saved "
-        "(estimated at the median trial duration)"
+        f"configurations rejected by prediction, about {saved_s} s saved (estimated: "
+        "each at the median time of a rejection before training, else of a trial)"
     )
     if found["rechecks"]:
         line += (

@@ -13,7 +13,8 @@ of the would-be rejections runs anyway, marked ``prediction_recheck``; a recheck
 every constraint is a false rejection, and :func:`report` gives their rate next to the
 predictor's rank correlation (Spearman, predicted against measured, over the trials that ran
 with a prediction) and the compute the rejections saved (an estimate: each rejection at the
-median duration of the trials that ran).
+median time of the run's rejections before training where it has some, since without the
+predictor such a configuration is rejected by that check; else of its whole trials).
 """
 
 from __future__ import annotations
@@ -191,7 +192,17 @@ def report(trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
         if t.user_attrs.get(records.PREDICTION_RECHECK) and t.state == TrialState.COMPLETE
     ]
     false = [t for t in rechecks if all(v <= 0 for v in t.constraints.values())]
-    durations = [
+    # What a rejected configuration would have cost without the predictor: where the run
+    # rejects configurations before training (a constraint measured untrained), that check's
+    # time; else a whole trial's.
+    checked = [
+        float(t.user_attrs[records.DURATION])
+        for t in trials
+        if t.user_attrs.get(records.REJECTED)
+        and records.REJECTED_BY_PREDICTION not in t.user_attrs
+        and records.DURATION in t.user_attrs
+    ]
+    durations = checked or [
         float(t.user_attrs[records.DURATION])
         for t in ran
         if t.state == TrialState.COMPLETE
