@@ -2,8 +2,8 @@
 
 ``optimizer: {predict_costs: {confidence: 0.95, recheck_rate: 0.1, min_trials: 10}}``. Before
 a proposed configuration runs, one GP per constrained metric, fitted to the study's own
-finished trials (log scale for positive metrics, each trial's measured noise included:
-``objectives/noise.py``), predicts the metric with its uncertainty. When the probability
+finished trials that measured it (log scale for positive metrics, each trial's measured noise
+included: ``objectives/noise.py``), predicts the metric with its uncertainty. When the probability
 that a constraint is broken reaches ``confidence``, the configuration is *rejected by
 prediction*: recorded as an infeasible trial that did not run (its predictions in the record),
 so the optimizer learns to avoid the region and no compute is spent on it.
@@ -123,10 +123,12 @@ class CostPredictor:
         from scipy.stats import norm
 
         metric = constraint.metric
+        # every finished trial that measured it: a configuration rejected before training
+        # (told FAIL while no trial had values to impute) measured its latency all the same
         seen = [
             (t.params, t.user_attrs[records.METRICS])
             for t in trials
-            if t.state == TrialState.COMPLETE and metric in t.user_attrs.get(records.METRICS, {})
+            if t.state.is_finished() and metric in t.user_attrs.get(records.METRICS, {})
         ]
         seen = [(p, m) for p, m in seen if math.isfinite(m[metric])]
         if len(seen) < self.min_trials:
