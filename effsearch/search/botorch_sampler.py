@@ -119,7 +119,6 @@ class BoTorchSampler(BaseSampler):
         self.noise = noise
         self._fallback = RandomSampler(seed=seed)
         self._surrogate = Surrogate(self.encoding.model_categorical if categorical_kernel else [])
-        self._categorical_kernel = bool(self._surrogate.categorical_dims)
 
     # ------------------------------------------------------------------ Optuna interface
     def reseed_rng(self) -> None:
@@ -228,8 +227,8 @@ class BoTorchSampler(BaseSampler):
             ]
         )
         variances = _variances(finished, constraint_names) if self.noisy else None
-        categorical = self._categorical_kernel
-        to_model = self.encoding.model_inputs if categorical else _as_is
+        # a categorical kernel reads choice indices; else the one-hot rows as they are
+        to_model = self.encoding.model_inputs if self._surrogate.categorical_dims else _as_is
         model = self._surrogate.fit(to_model(x), outcomes, variances)
         seen = {row.tobytes() for row in x}
         pending = np.array([self.encoding.encode(t.params) for t in running]).reshape(

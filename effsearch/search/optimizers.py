@@ -204,12 +204,10 @@ def _measured_noise(
         trial: optuna.trial.FrozenTrial,
     ) -> tuple[list[float | None], dict[str, float | None]]:
         metrics = trial.user_attrs.get(records.METRICS, {})
-        imputed = records.REJECTED in trial.user_attrs or not request.objectives
-        return (
-            [None if imputed else noise.variance(o.metric, metrics) for o in request.objectives]
-            or [None] * request.n_objectives,
-            {str(c): noise.variance(c.metric, metrics) for c in request.constraints},
-        )
+        constraints = {str(c): noise.variance(c.metric, metrics) for c in request.constraints}
+        if records.REJECTED in trial.user_attrs or not request.objectives:
+            return [None] * request.n_objectives, constraints
+        return [noise.variance(o.metric, metrics) for o in request.objectives], constraints
 
     return variances
 
