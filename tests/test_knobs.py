@@ -242,6 +242,7 @@ def test_builtin_defaults_make_a_complete_config(tmp_path):
             "training": {"lr": 3e-3, "epochs": 15, "batch_size": 64},
             "pruning": {"method": "none"},  # sparsity and finetune_epochs are inactive
             "quantization": {"scheme": config["quantization"]["scheme"]},
+            "runtime": {"engine": "eager"},
         }
 
 

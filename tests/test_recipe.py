@@ -135,6 +135,7 @@ def test_valid_digits_recipe_loads_with_every_knob_of_the_task(tmp_path):
         "pruning.sparsity",
         "pruning.finetune_epochs",
         "quantization.scheme",
+        "runtime.engine",
     ]
     assert [k.full_name for k in recipe.space.searched] == [
         "architecture.width_mult",
@@ -279,7 +280,7 @@ SINGLE_PROBLEMS = [
         "space.quantization.scheme",
         12,
         "must be one of none, bf16, fp16, int8_dynamic, int8_dynamic_fbgemm, int8_weight_only, "
-        "int4_weight_only (got 'int4')",
+        "int4_weight_only, int8_static (got 'int4')",
         id="fixed-choice-not-allowed",
     ),
     pytest.param(

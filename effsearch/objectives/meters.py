@@ -164,10 +164,34 @@ def peak_memory(
         return metrics
     with torch.inference_mode():
         forward()
-    for line in _STATUS.read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            metrics["process_peak_rss_mb"] = int(line.split()[1]) * 1024 / 1e6
+    process_peak = _status_mb("VmHWM:")
+    if process_peak is not None:
+        metrics["process_peak_rss_mb"] = process_peak
     return metrics
+
+
+def rss_growth_mb(forward: Callable[[], Any]) -> float | None:
+    """The most resident memory ``forward()`` adds to the process at once: ``VmHWM`` (reset
+    through ``/proc/self/clear_refs``) minus ``VmRSS`` before the call. For runtimes that
+    allocate outside torch (ONNX Runtime); None where ``/proc`` cannot tell."""
+    try:
+        _CLEAR_REFS.write_text("5")
+        before = _status_mb("VmRSS:")
+        with torch.inference_mode():
+            forward()
+        peak = _status_mb("VmHWM:")
+    except OSError:
+        return None
+    if before is None or peak is None:
+        return None
+    return max(0.0, peak - before)
+
+
+def _status_mb(field_name: str) -> float | None:
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith(field_name):
+            return int(line.split()[1]) * 1024 / 1e6
+    return None
 
 
 def _peak_tensor_bytes(forward: Callable[[], Any]) -> float:

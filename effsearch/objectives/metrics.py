@@ -48,11 +48,20 @@ HARDWARE_METRICS = (
         "gpu_peak_memory_mb", "peak CUDA memory allocated during inference", "minimize", ("cuda",)
     ),
     MetricInfo("measure_wait_s", "time spent waiting for other trials to leave the device"),
+    MetricInfo(
+        "engine_build_s",
+        "runtime.engine compile or onnxruntime: seconds to compile the measure batch's graph, "
+        "or to export and quantize the ONNX graph (absent on eager)",
+    ),
 )
 MODEL_METRICS = (
     MetricInfo("params", "parameters of the deployed model"),
     MetricInfo("nonzero_params", "parameters that are not zero"),
-    MetricInfo("size_mb", "serialized deployed model; sparse layers stored as CSR if smaller"),
+    MetricInfo(
+        "size_mb",
+        "serialized deployed model (torch state dict, sparse layers as CSR if smaller; on "
+        "onnxruntime the ONNX file)",
+    ),
     MetricInfo("size_dense_mb", "serialized deployed model with every tensor stored dense"),
     MetricInfo("flops", "forward FLOPs per input, counted on the float model"),
     MetricInfo(

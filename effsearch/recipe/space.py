@@ -20,6 +20,7 @@ from effsearch.spaces.knobs import (
     KnobDecl,
     SearchSpace,
 )
+from effsearch.spaces.runtime import incompatibility
 
 _ABSENT = object()
 
@@ -79,6 +80,8 @@ def validate_space(
                 knob = _parse_knob(group, decl.name, spec, decl, knobs, out, task.families[group])
                 if knob is not None and _runs_on(knob, decl, device, out):
                     knobs.append(knob)
+    if task.families is not None and "runtime" in task.families:
+        _engines_fit(knobs, out)
     if len(out.problems) > problems_before:
         return None  # knobs are missing; later errors would only echo the ones reported
     if not any(k.searched for k in knobs):
@@ -107,6 +110,41 @@ def _runs_on(knob: Knob, decl: KnobDecl, device: str, out: Collector) -> bool:
         "(execution.device); remove it or change the device",
     )
     return False
+
+
+def _engines_fit(knobs: Sequence[Knob], out: Collector) -> None:
+    """Refuse a runtime engine that can run none of the recipe's quantization schemes and
+    pruning methods, or whose libraries are not installed (pairs that cannot run beside ones
+    that can are rejected per trial, before training)."""
+    by_name = {k.full_name: k for k in knobs}
+
+    def values(name: str, default: str) -> tuple[Any, ...]:
+        knob = by_name.get(name)
+        if knob is None:
+            return (default,)
+        dist = knob.distribution
+        return tuple(dist.choices) if isinstance(dist, CategoricalDistribution) else (knob.fixed,)
+
+    engines = values("runtime.engine", "eager")
+    schemes = values("quantization.scheme", "none")
+    methods = values("pruning.method", "none")
+    for engine in engines:
+        reasons = [incompatibility(str(engine), str(s), str(m)) for s in schemes for m in methods]
+        if all(reasons):
+            out.add(("space", "runtime", "engine"), f"{reasons[0]}; nothing in this space can run")
+            return
+    if "onnxruntime" in engines:
+        import importlib.util
+
+        missing = [
+            p for p in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(p) is None
+        ]
+        if missing:
+            out.add(
+                ("space", "runtime", "engine"),
+                f"onnxruntime needs {', '.join(missing)}, which this Python does not have; "
+                "install them with: pip install 'effsearch[onnx]'",
+            )
 
 
 def _check_group(group: str, entries: Any, out: Collector) -> bool:

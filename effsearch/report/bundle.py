@@ -16,6 +16,7 @@ import yaml
 
 from effsearch.errors import ArgumentError
 from effsearch.report.export import BUNDLE_VERSION, CONFIG_FILE, MODEL_FILE
+from effsearch.spaces.runtime import ONNX_FILE
 
 
 def read_bundle(folder: str | Path) -> dict[str, Any]:
@@ -39,6 +40,8 @@ def load_bundle(folder: str | Path, device: str = "cpu") -> Any:
     """The bundle's model, compressed as it was measured, in eval mode on ``device``.
 
     Its inputs take the dtype in ``config.yaml`` (``model.input_dtype``: bf16 models take bf16).
+    A trial measured on onnxruntime loads as its ONNX graph in an ONNX Runtime session, called
+    like the torch model (it returns logits).
     """
     model, _ = _load(folder, device)
     return model
@@ -62,6 +65,13 @@ def _load(folder: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
         )
     import torch
 
+    if document["model"]["file"] == ONNX_FILE:  # the graph an onnxruntime trial ran
+        if device != "cpu":
+            raise ArgumentError(f"{folder}: an onnxruntime bundle runs on the cpu, not {device}")
+        from effsearch.transforms.runtime import OnnxRuntimeModel, session
+
+        path = Path(folder) / ONNX_FILE
+        return OnnxRuntimeModel(session(path, torch.get_num_threads())), document
     # structural pruning traces the model with autograd, whatever mode the caller is in
     with torch.inference_mode(False), torch.enable_grad():
         model = _task(document).skeleton(document["config"], device).model

@@ -3,7 +3,9 @@
 ``config.yaml`` holds every knob value, the trial's metrics, the recipe it came from and the
 provenance (versions, device, threads, seed, recipe hash); ``model.pt`` is the compressed model's
 state dict as it was measured (``meters.deployable_state``: the bytes ``size_mb`` counts);
-``adapter/``, for a PEFT trial, the trained adapter in peft's own format. Trials
+``adapter/``, for a PEFT trial, the trained adapter in peft's own format. A trial measured on
+``runtime.engine: onnxruntime`` holds ``model.onnx`` instead of ``model.pt``: the graph it ran,
+quantized by ONNX Runtime where its scheme says, loadable by onnxruntime alone. Trials
 do not keep their models during a search, so export rebuilds the model by running the trial's
 configuration again with its seed, and says so, with the rebuilt metrics next to the trial's.
 Only the two fixed file names are written, inside ``--out``: names from the run or the trial
@@ -32,6 +34,7 @@ from effsearch.recipe.schema import Recipe
 from effsearch.search import records, study_front
 from effsearch.search.rundir import RunDir
 from effsearch.search.summary import trial_config
+from effsearch.spaces.runtime import ONNX_FILE
 from effsearch.version import __version__
 
 CONFIG_FILE = "config.yaml"
@@ -53,6 +56,7 @@ class Exported:
     model_bytes: int | None  # None: the task handed over no model (an entrypoint task)
     notes: list[str] = field(default_factory=list)
     onnx: dict[str, Any] | None = None
+    model_file: str = MODEL_FILE
 
 
 def choose(recipe: Recipe, study: optuna.Study, trial: int | None, pick: str | None) -> FrozenTrial:
@@ -105,7 +109,8 @@ def export(
     run_dir: RunDir, recipe: Recipe, chosen: FrozenTrial, out: Path, fmt: str = "torch"
 ) -> Exported:
     """Rebuild ``chosen`` and write its bundle into ``out`` (new or empty); ``fmt`` "onnx" adds
-    ``model.onnx`` (raises TaskError, after writing the rest, where the model cannot)."""
+    ``model.onnx`` (raises TaskError, after writing the rest, where the model cannot). A trial
+    measured on ``runtime.engine: onnxruntime`` exports the ONNX graph it ran, whatever ``fmt``."""
     if fmt not in ("torch", "onnx"):
         raise ArgumentError(f"--format {fmt!r}: use torch (the default) or onnx")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -127,11 +132,30 @@ def export(
         raise
     adapter = sorted(p.name for p in out.iterdir() if p.is_dir())
     model_bytes = None
-    if artifact is not None:
+    engine_graph = out / ONNX_FILE if (out / ONNX_FILE).is_file() else None
+    model_entry: dict[str, Any] | None = None
+    if engine_graph is not None:
+        from effsearch.report.onnx_export import describe_engine_graph
+
+        model_bytes = engine_graph.stat().st_size
+        model_entry = describe_engine_graph(engine_graph, example)
+        notes.append(
+            "measured on onnxruntime: the bundle's model is the ONNX graph the trial ran "
+            f"({ONNX_FILE}, quantized by ONNX Runtime where the scheme says); it needs only "
+            "onnxruntime"
+        )
+    elif artifact is not None:
         from effsearch.objectives.meters import deployable_state, serialized_state
 
         (out / MODEL_FILE).write_bytes(serialized_state(deployable_state(artifact.model)))
         model_bytes = (out / MODEL_FILE).stat().st_size
+        model_entry = {
+            "file": MODEL_FILE,
+            "format": "torch state dict (torch.save); float weight matrices stored in CSR "
+            "where that is smaller; load with effsearch.load_bundle",
+            "input_dtype": str(artifact.input_dtype).removeprefix("torch."),
+            "bytes": model_bytes,
+        }
     else:
         notes.append(
             "the task handed over no model (entrypoint tasks return metrics only); the bundle "
@@ -144,15 +168,7 @@ def export(
         "config": config,
         "metrics": dict(chosen.user_attrs.get(records.METRICS, {})),
         "feasible": study_front.is_feasible(chosen),
-        "model": None
-        if artifact is None
-        else {
-            "file": MODEL_FILE,
-            "format": "torch state dict (torch.save); float weight matrices stored in CSR "
-            "where that is smaller; load with effsearch.load_bundle",
-            "input_dtype": str(artifact.input_dtype).removeprefix("torch."),
-            "bytes": model_bytes,
-        },
+        "model": model_entry,
         "adapter": {
             "folder": adapter[0],
             "format": "peft (PeftModel.save_pretrained), as trained: before merging, pruning "
@@ -166,7 +182,7 @@ def export(
         "recipe": dict(recipe.data),
     }
     onnx_failure, onnx = None, None
-    if fmt == "onnx":
+    if fmt == "onnx" and engine_graph is None:
         from effsearch.report.onnx_export import write_onnx
 
         if artifact is None:
@@ -181,7 +197,8 @@ def export(
     )
     if onnx_failure is not None:
         raise onnx_failure
-    return Exported(out, chosen, rebuilt, model_bytes, notes, onnx)
+    model_file = model_entry["file"] if model_entry else MODEL_FILE
+    return Exported(out, chosen, rebuilt, model_bytes, notes, onnx, model_file)
 
 
 def _numbered(study: optuna.Study, number: int) -> FrozenTrial:
@@ -263,7 +280,7 @@ def describe(exported: Exported, objectives: Sequence[Any]) -> list[str]:
             lines.append(f"  {name}: {recorded[name]:.4g} in the trial, {again:.4g} rebuilt")
     if exported.model_bytes is not None:
         lines.append(
-            f"  {MODEL_FILE}: {exported.model_bytes / 1e6:.4g} MB "
+            f"  {exported.model_file}: {exported.model_bytes / 1e6:.4g} MB "
             f"(the trial's size_mb: {float(recorded.get('size_mb', float('nan'))):.4g})"
         )
     onnx = exported.onnx

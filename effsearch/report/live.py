@@ -69,9 +69,9 @@ class LineView(View):
 
     def trial_failed(self, number: int, reason: str, trial_dir: Path) -> None:
         self.counted += 1
-        self.console.print(
-            f"{self._progress()} trial {number} failed: {reason} ({trial_dir / 'log.txt'})"
-        )
+        # a rejection says so itself ("rejected before training: ..."); it did not fail
+        ended = reason if reason.startswith("rejected") else f"failed: {reason}"
+        self.console.print(f"{self._progress()} trial {number} {ended} ({trial_dir / 'log.txt'})")
 
     def trial_stopped(self, number: int, reason: str) -> None:
         self.counted += 1

@@ -207,7 +207,7 @@ def constraint_lines(summary: RunSummary) -> list[str]:
     if rejected:
         lines.append(
             f"{rejected} configurations rejected before training (a constraint on "
-            "size, params, FLOPs or untrained latency)"
+            "size, params, FLOPs or untrained latency, or an engine that cannot run them)"
         )
     return lines
 

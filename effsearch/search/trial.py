@@ -21,8 +21,9 @@ from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
 from effsearch.objectives.slots import DeviceSlots
 from effsearch.search.executors.base import OnReport, Report, Status, TrialJob, TrialOutcome
 from effsearch.search.executors.limits import memory_cap
+from effsearch.spaces.runtime import incompatibility
 from effsearch.tasks import build_task
-from effsearch.tasks.base import StopTrial, TrialContext
+from effsearch.tasks.base import Config, StopTrial, Task, TrialContext
 
 
 def prepare(job: TrialJob) -> None:
@@ -76,6 +77,11 @@ def run_trial(job: TrialJob, on_report: OnReport | None = None) -> TrialOutcome:
             ctx.measure_before_training = ctx.on_report is not None or any(
                 c.metric in EARLY_HARDWARE_METRICS for c in job.constraints
             )
+            unrunnable = _engine_cannot_run(task, job.config)
+            if unrunnable:
+                outcome.status = Status.REJECTED
+                outcome.reason = f"rejected before training: {unrunnable}"
+                return _ended(outcome, start, job, ctx)
             early = check_metrics(task.precheck(job.config, ctx)) if wanted else {}
             known_early.update(early)
             broken = [
@@ -103,10 +109,27 @@ def run_trial(job: TrialJob, on_report: OnReport | None = None) -> TrialOutcome:
                 f"MemoryError: the trial needed more than execution.trial_memory_mb = "
                 f"{job.memory_mb} MB"
             )
+    return _ended(outcome, start, job, ctx)
+
+
+def _ended(outcome: TrialOutcome, start: float, job: TrialJob, ctx: TrialContext) -> TrialOutcome:
+    outcome.measured_on.update(ctx.measured_on)
     outcome.duration_s = time.perf_counter() - start
     if job.export_dir is not None:
         outcome.artifact, outcome.example_input = ctx.artifact, ctx.example_input
     return outcome
+
+
+def _engine_cannot_run(task: Task, config: Config) -> str:
+    """Why the configuration's runtime engine cannot run its quantization or pruning ('' if
+    it can, or the task has no runtime knob): known before anything is built."""
+    if task.info is None or "runtime" not in task.info.families:
+        return ""
+    return incompatibility(
+        str(config.get("runtime", {}).get("engine", "eager")),
+        str(config.get("quantization", {}).get("scheme", "none")),
+        str(config.get("pruning", {}).get("method", "none")),
+    )
 
 
 def _relay(

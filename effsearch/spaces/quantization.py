@@ -13,6 +13,7 @@ SCHEME_DEVICES: dict[str, tuple[str, ...]] = {
     "int8_dynamic_fbgemm": ("cpu",),
     "int8_weight_only": ("cpu", "cuda"),
     "int4_weight_only": ("cuda",),
+    "int8_static": ("cpu",),  # ONNX Runtime's, calibrated: only with runtime.engine onnxruntime
 }
 
 SCHEME = KnobDecl.choice(

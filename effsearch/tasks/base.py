@@ -78,6 +78,9 @@ class TrialContext:
     ``effsearch export`` saves it)."""
     example_input: Any = None
     """One input of the artifact (a tensor, or a dict of keyword tensors), for exporters."""
+    measured_on: dict[str, str] = field(default_factory=dict)
+    """What else measured this trial (the runtime engine), added to the trial's record of
+    where it was measured."""
     export_dir: Path | None = None
     """Set by ``effsearch export``: a task writes there what a deployment needs besides the
     measured model (hf-text-classification: the trained PEFT adapter, in peft's format)."""

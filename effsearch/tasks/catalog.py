@@ -21,7 +21,7 @@ from effsearch.objectives.metrics import (
     MetricInfo,
 )
 from effsearch.registry import register
-from effsearch.spaces import architecture, peft, pruning, quantization, training
+from effsearch.spaces import architecture, peft, pruning, quantization, runtime, training
 from effsearch.spaces.knobs import KnobDecl
 from effsearch.tasks import text_data as text_data
 from effsearch.tasks.base import Config, TaskInfo
@@ -62,6 +62,7 @@ DIGITS_CNN = TaskInfo(
         "training": training.KNOBS,
         "pruning": pruning.knobs("magnitude", "channel"),
         "quantization": (quantization.SCHEME,),
+        "runtime": runtime.KNOBS,
     },
     metrics=(
         MetricInfo(
@@ -134,6 +135,7 @@ HF_TEXT_CLASSIFICATION = TaskInfo(
         ),
         "pruning": pruning.knobs("magnitude", "heads", "ffn", "heads_ffn", "semi_structured_24"),
         "quantization": (quantization.SCHEME,),
+        "runtime": runtime.KNOBS,
     },
     metrics=(
         MetricInfo(
@@ -344,9 +346,15 @@ IMAGE_CLASSIFICATION = TaskInfo(
         "pruning": pruning.knobs("magnitude", "channel"),
         "quantization": (
             quantization.SCHEME.restrict(
-                "none", "bf16", "int8_dynamic", "int8_dynamic_fbgemm", "int8_weight_only"
+                "none",
+                "bf16",
+                "int8_dynamic",
+                "int8_dynamic_fbgemm",
+                "int8_weight_only",
+                "int8_static",
             ),
         ),
+        "runtime": runtime.KNOBS,
     },
     metrics=(
         MetricInfo(

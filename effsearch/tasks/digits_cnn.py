@@ -13,7 +13,7 @@ split -> latency at the recipe's measure batch size -> serialized size.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from effsearch.tasks.pipeline import (
     accuracy,
     compress_and_measure,
     train_epochs,
-    untrained_cost,
+    untrained_deployed_cost,
 )
 from effsearch.transforms import pruning, quantization
 
@@ -39,6 +39,8 @@ POOLED_BLOCKS = 2  # 8x8 -> 4x4 -> 2x2; later blocks keep 2x2
 NUM_CLASSES = 10
 HELD_OUT_FRACTION = 0.25
 SPLIT_SEED = 0
+CALIBRATION_SAMPLES = 256  # training images ONNX Runtime's int8_static calibrates on
+CALIBRATION_BATCH = 32
 
 
 def build_model(width_mult: float, depth: int) -> nn.Sequential:
@@ -118,24 +120,30 @@ class DigitsCNN(Task):
             one_input=self.val_x[:1].to(device),
             test_predict=lambda m, dtype: self._predict(m, dtype, device, self.test_x),
             test_labels=self.test_y,
+            calibration=self._calibration(device),
         )
         return compress_and_measure(model, config, ctx, work, started, loss)
 
     def precheck(self, config: Config, ctx: TrialContext) -> Metrics:
-        """Size, params and FLOPs of the configuration, from the untrained model: pruning and
-        quantization give the same shapes and formats whatever the weights."""
-        metrics: Metrics = {}
-
-        def count(model: nn.Module) -> None:
-            metrics.update(meters.params(model) | meters.flops(model, self.val_x[:1], 1))
-
-        quantized = self._compressed(config, ctx.device, before_quantization=count)
-        batch = _measure_batch(self.val_x, ctx.measure.batch_size).to(quantized.input_dtype)
-        metrics |= untrained_cost(lambda: quantized.model(batch), ctx)
-        return metrics | meters.size(quantized.model, sparse=True)
+        """Size, params and FLOPs of the configuration, from the untrained model: pruning,
+        quantization and the engine give the same shapes and formats whatever the weights."""
+        device = torch.device(ctx.device)
+        model = self._pruned(config, ctx.device)
+        metrics = meters.params(model) | meters.flops(model, self.val_x[:1].to(device), 1)
+        batch = _measure_batch(self.val_x, ctx.measure.batch_size).to(device)
+        return metrics | untrained_deployed_cost(
+            model,
+            config,
+            ctx,
+            lambda m, dtype: lambda: m(batch.to(dtype)),
+            self.val_x[:1].to(device),
+            self._calibration(device),
+        )
 
     def skeleton(self, config: Config, device: str) -> quantization.Quantized:
-        return self._compressed(config, device)
+        return quantization.apply(
+            self._pruned(config, device), config.get("quantization", {}), device
+        )
 
     def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
         where = torch.device(device)
@@ -148,19 +156,17 @@ class DigitsCNN(Task):
             ),
         }
 
-    def _compressed(
-        self,
-        config: Config,
-        device: str,
-        before_quantization: Callable[[nn.Module], None] = lambda model: None,
-    ) -> quantization.Quantized:
-        """The untrained model of ``config``, pruned and quantized."""
+    def _pruned(self, config: Config, device: str) -> nn.Module:
+        """The untrained float model of ``config``, pruned, in eval mode."""
         arch = catalog.DIGITS_CNN.values(config, "architecture")
         model = build_model(float(arch["width_mult"]), int(arch["depth"])).to(device)
         pruning.apply(model, config.get("pruning", {}), self.val_x[:1].to(device))
-        pruning.finalize(model)
-        before_quantization(model.eval())
-        return quantization.apply(model, config.get("quantization", {}), device)
+        return pruning.finalize(model).eval()
+
+    def _calibration(self, device: torch.device) -> list[torch.Tensor]:
+        """Training images in batches, for ONNX Runtime's static int8 calibration."""
+        images = self.train_x[:CALIBRATION_SAMPLES].to(device)
+        return list(images.split(CALIBRATION_BATCH))
 
     def _train(
         self,

@@ -8,8 +8,9 @@ Nothing is downloaded.
 
 One trial: copy the pretrained model with a fresh seeded head -> drop top layers -> adapt (PEFT
 or full/head-only) and fine-tune -> merge adapters -> predictions of this uncompressed parent ->
-prune (+ optional recovery fine-tune) -> count params/FLOPs -> quantize -> accuracy and
-agreement with the parent -> latency, throughput, energy, peak memory, size.
+prune (+ optional recovery fine-tune) -> count params/FLOPs -> quantize and convert for the
+runtime engine -> accuracy and agreement with the parent -> latency, throughput, energy, peak
+memory, size.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from effsearch.tasks.pipeline import (
     accuracy,
     compress_and_measure,
     train_epochs,
-    untrained_cost,
+    untrained_deployed_cost,
 )
 from effsearch.transforms import peft, pruning, quantization
 
@@ -41,6 +42,8 @@ BUILTIN_MINILM = catalog.BUILTIN_MINILM
 HEAD_NAMES = ("classifier", "score")
 EVAL_BATCH = 64
 RECOVERY_LR_SCALE = 0.05
+CALIBRATION_SAMPLES = 64  # training texts ONNX Runtime's int8_static calibrates on
+CALIBRATION_BATCH = 16
 ADAPTER_FOLDER = "adapter"
 """Where, in an export, the trained adapter goes (before it is merged, pruned, quantized)."""
 
@@ -162,6 +165,7 @@ class HFTextClassification(Task):
             layout=self.layout,
             test_predict=lambda m, _dtype: self._predict(m, ctx, self.test_inputs),
             test_labels=self.test_labels,
+            calibration=self._calibration(device),
         )
         metrics = compress_and_measure(model, config, ctx, work, started, loss)
         metrics["trainable_params"] = float(adapted.trainable_params)
@@ -178,11 +182,16 @@ class HFTextClassification(Task):
         metrics = meters.params(model) | meters.flops(model, one, batch_size=1)
         if config.get("pruning", {}).get("method") == "semi_structured_24":
             return metrics
-        quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
         size = ctx.measure.batch_size
         batch = {k: _first(v, size).to(device) for k, v in self.val_inputs.items()}
-        metrics |= untrained_cost(lambda: quantized.model(**batch), ctx)
-        return metrics | meters.size(quantized.model, sparse=True)
+        return metrics | untrained_deployed_cost(
+            model,
+            config,
+            ctx,
+            lambda m, _dtype: lambda: m(**batch),
+            one,
+            self._calibration(device),
+        )
 
     def skeleton(self, config: Config, device: str) -> quantization.Quantized:
         if config.get("pruning", {}).get("method") == "semi_structured_24":
@@ -211,6 +220,14 @@ class HFTextClassification(Task):
         )
         pruning.apply(model, config.get("pruning", {}), layout=self.layout)
         return pruning.finalize(model)
+
+    def _calibration(self, device: torch.device) -> list[dict[str, torch.Tensor]]:
+        """Training texts in batches, for ONNX Runtime's static int8 calibration."""
+        inputs = self.train_inputs
+        return [
+            {k: v[start : start + CALIBRATION_BATCH].to(device) for k, v in inputs.items()}
+            for start in range(0, CALIBRATION_SAMPLES, CALIBRATION_BATCH)
+        ]
 
     def _fresh_model(self) -> nn.Module:
         model = copy.deepcopy(self.pretrained)
@@ -262,7 +279,9 @@ class HFTextClassification(Task):
         with torch.inference_mode():
             for batch in _batches(self.val_inputs if inputs is None else inputs, EVAL_BATCH):
                 with ctx.compute_slot():
-                    logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+                    output = model(**{k: v.to(device) for k, v in batch.items()})
+                # a transformers model returns an output object; an ONNX Runtime graph, logits
+                logits = getattr(output, "logits", output)
                 predictions.append(logits.argmax(dim=-1).cpu())
         return torch.cat(predictions)
 

@@ -37,6 +37,8 @@ from effsearch.tasks.pipeline import Workload, accuracy, compress_and_measure, t
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 SPLIT_SEED = 0
 HELD_OUT_FRACTION = 0.25
+CALIBRATION_SAMPLES = 64  # training images ONNX Runtime's int8_static calibrates on
+CALIBRATION_BATCH = 16
 
 
 class ImageClassification(Task):
@@ -93,6 +95,7 @@ class ImageClassification(Task):
             one_input=val_x[:1].to(device),
             test_predict=lambda m, dtype: _predict(m, test_x, dtype, device),
             test_labels=self.test_y,
+            calibration=list(train_x[:CALIBRATION_SAMPLES].to(device).split(CALIBRATION_BATCH)),
         )
         metrics = compress_and_measure(model, config, ctx, work, started, loss)
         return metrics | {"resolution": float(resolution)}

@@ -1,15 +1,21 @@
 """The half of a trial every built-in task shares: from a trained model to its metrics.
 
 Order: predictions of the trained, uncompressed parent -> prune (+ recovery fine-tune) ->
-params and FLOPs of the float model -> quantize (and 2:4 kernels) -> accuracy and agreement
-with the parent -> latency, throughput, energy, memory (alone on the device) -> size.
+params and FLOPs of the float model -> quantize and convert for the runtime engine
+(``transforms.runtime``: eager, torch.compile, ONNX Runtime) -> accuracy and agreement with
+the parent, on the engine's outputs -> latency, throughput, energy, memory (alone on the
+device, on the engine) -> size of what the engine runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,8 +23,9 @@ from torch import nn
 
 from effsearch.objectives import meters
 from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
+from effsearch.spaces.runtime import ONNX_FILE
 from effsearch.tasks.base import Config, TrialContext
-from effsearch.transforms import pruning, quantization
+from effsearch.transforms import pruning, runtime
 
 if TYPE_CHECKING:
     from effsearch.models.layouts import Layout
@@ -43,6 +50,81 @@ class Workload:
     test_predict: Callable[[nn.Module, torch.dtype], torch.Tensor] | None = None
     """Predictions on the test split: read only for reporting (``test_accuracy``)."""
     test_labels: torch.Tensor | None = None
+    calibration: Sequence[Any] = ()
+    """A few batches of training inputs (tensors or dicts of keyword tensors) that ONNX
+    Runtime's static int8 quantization calibrates activation ranges on."""
+
+
+def deployed_cost(
+    deployed: runtime.Deployed,
+    forward: Callable[[nn.Module, torch.dtype], Callable[[], Any]],
+    ctx: TrialContext,
+    before_training: bool = False,
+) -> dict[str, float]:
+    """Latency, throughput, energy, memory and size of a model on its engine (before training:
+    only what ``untrained_cost`` keeps), and which engine ran it (``ctx.measured_on``).
+
+    torch.compile compiles the measure batch's graph on its first call: that call is timed as
+    ``engine_build_s`` and kept out of the latency; onnxruntime's export and quantization are.
+    ONNX Runtime allocates outside torch, so its ``peak_memory_mb`` is the ONNX file's bytes plus
+    the resident memory a forward adds (on a session without its memory arena, which would keep
+    an earlier call's memory).
+    """
+    ctx.measured_on["engine"] = deployed.runs_on
+    run = forward(deployed.model, deployed.input_dtype)
+    if before_training:
+        return untrained_cost(run, ctx) | _size(deployed)
+    build_s = deployed.build_s
+    if deployed.engine == "compile":
+        started = time.perf_counter()
+        with ctx.compute_slot(), torch.inference_mode():
+            run()
+        build_s += time.perf_counter() - started
+    torch_model = deployed.quantized.model if deployed.quantized is not None else None
+    metrics = meters.measure_model(run, ctx.measure.batch_size, ctx, torch_model)
+    if deployed.memory_model is not None and deployed.onnx_file is not None:
+        grown = meters.rss_growth_mb(forward(deployed.memory_model, deployed.input_dtype))
+        if grown is not None:
+            metrics["peak_memory_mb"] = deployed.onnx_file.stat().st_size / 1e6 + grown
+            ctx.note(
+                "peak_memory_mb on onnxruntime: the ONNX file's bytes plus the resident memory "
+                "one forward adds (ONNX Runtime allocates outside torch's view)"
+            )
+    if deployed.engine != "eager":
+        metrics["engine_build_s"] = build_s
+    return metrics | _size(deployed)
+
+
+def _size(deployed: runtime.Deployed) -> dict[str, float]:
+    if deployed.onnx_file is not None:
+        return {"size_mb": deployed.onnx_file.stat().st_size / 1e6}
+    assert deployed.quantized is not None
+    return meters.size(deployed.quantized.model, sparse=True)
+
+
+def untrained_deployed_cost(
+    model: nn.Module,
+    config: Config,
+    ctx: TrialContext,
+    forward: Callable[[nn.Module, torch.dtype], Callable[[], Any]],
+    one_input: Any,
+    calibration: Sequence[Any] = (),
+) -> dict[str, float]:
+    """What a precheck knows of the untrained, pruned float ``model`` once it is quantized and
+    on its engine: its size, and its latency when the trial asks (``untrained_cost``)."""
+    with engine_folder(ctx) as folder:
+        deployed = runtime.deploy(
+            model, config, ctx.device, ctx.threads, one_input, folder, calibration
+        )
+        return deployed_cost(deployed, forward, ctx, before_training=True)
+
+
+@contextlib.contextmanager
+def engine_folder(ctx: TrialContext) -> Iterator[Path]:
+    """A folder for the engine's files (an ONNX graph), removed when the trial is measured."""
+    where = ctx.trial_dir if ctx.trial_dir is not None and ctx.trial_dir.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="engine-", dir=where) as folder:
+        yield Path(folder)
 
 
 def untrained_cost(forward: Callable[[], Any], ctx: TrialContext) -> dict[str, float]:
@@ -133,21 +215,22 @@ def compress_and_measure(
     metrics |= meters.flops(model, work.one_input, batch_size=1)
     metrics["accuracy_unquantized"] = accuracy(work.predict(model, torch.float32), work.labels)
 
-    quantized = quantization.apply(model, config.get("quantization", {}), ctx.device)
-    if quantized.note:
-        ctx.note(quantized.note)
-    if prune_cfg.get("method") == "semi_structured_24":
-        pruning.to_semi_structured(quantized.model)
-    ctx.note("flops are counted on the float model and ignore unstructured zeros")
-    predictions = work.predict(quantized.model, quantized.input_dtype)
-    metrics |= meters.fraction_correct("accuracy", predictions, work.labels)
-    metrics |= meters.fraction_correct("agreement", predictions, parent)
-    metrics["accuracy_delta"] = metrics["accuracy"] - accuracy(parent, work.labels)
-    if work.test_predict is not None and work.test_labels is not None:
-        test = work.test_predict(quantized.model, quantized.input_dtype)
-        metrics["test_accuracy"] = accuracy(test, work.test_labels)
-    forward = work.forward(quantized.model, quantized.input_dtype)
-    metrics |= meters.measure_model(forward, ctx.measure.batch_size, ctx, quantized.model)
-    metrics |= meters.size(quantized.model, sparse=True)
-    ctx.artifact, ctx.example_input = quantized, work.one_input
+    with engine_folder(ctx) as folder:
+        deployed = runtime.deploy(
+            model, config, ctx.device, ctx.threads, work.one_input, folder, work.calibration
+        )
+        if deployed.note:
+            ctx.note(deployed.note)
+        ctx.note("flops are counted on the float model and ignore unstructured zeros")
+        predictions = work.predict(deployed.model, deployed.input_dtype)
+        metrics |= meters.fraction_correct("accuracy", predictions, work.labels)
+        metrics |= meters.fraction_correct("agreement", predictions, parent)
+        metrics["accuracy_delta"] = metrics["accuracy"] - accuracy(parent, work.labels)
+        if work.test_predict is not None and work.test_labels is not None:
+            test = work.test_predict(deployed.model, deployed.input_dtype)
+            metrics["test_accuracy"] = accuracy(test, work.test_labels)
+        metrics |= deployed_cost(deployed, work.forward, ctx)
+        if ctx.export_dir is not None and deployed.onnx_file is not None:
+            shutil.copyfile(deployed.onnx_file, ctx.export_dir / ONNX_FILE)
+    ctx.artifact, ctx.example_input = deployed.quantized, work.one_input
     return metrics

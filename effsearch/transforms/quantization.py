@@ -11,7 +11,9 @@ cannot run is refused when it is validated):
   torchao's path today (see benchmarks/), so it stays on offer.
 - ``int8_weight_only`` / ``int4_weight_only``: torchao weight-only; on CPU they shrink size,
   not latency; int4 needs CUDA.
-Only Linear layers are quantized by the int schemes; convolutions stay in float.
+- ``int8_static``: ONNX Runtime's calibrated static quantization; only with ``runtime.engine:
+  onnxruntime`` (effsearch.transforms.runtime), never here.
+Only Linear layers are quantized by the torch int schemes; convolutions stay in float.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def apply(model: nn.Module, config: Mapping[str, Any], device: str = "cpu") -> Q
         raise ValueError(f"quantization.scheme must be one of {', '.join(SCHEME_DEVICES)}")
     if kind not in SCHEME_DEVICES[scheme]:
         raise ValueError(f"quantization.scheme {scheme!r} does not run on {device}")
+    if scheme == "int8_static":
+        raise ValueError(
+            "quantization.scheme int8_static is ONNX Runtime's; torch cannot run it (use "
+            "runtime.engine onnxruntime)"
+        )
     model = model.eval()
     if scheme == "none":
         return Quantized(model, torch.float32)
