@@ -248,6 +248,36 @@ def export(
 
 @app.command()
 @_user_errors
+def bench(
+    bundle: Annotated[
+        Path,
+        typer.Argument(help="An exported bundle folder (effsearch export).", show_default=False),
+    ],
+    device: Annotated[str, typer.Option("--device", help="Where to time it.")] = "cpu",
+    threads: Annotated[int, typer.Option("--threads", help="torch / ONNX Runtime threads.")] = 1,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="Default: the recipe's measure batch size."),
+    ] = None,
+    repeats: Annotated[
+        int | None, typer.Option("--repeats", help="Default: the recipe's measure repeats.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Time a bundle on this machine with the trial's meters, beside the trial's figures."""
+    from effsearch.report import bench as benching
+
+    result = benching.bench(bundle, device, threads, batch_size, repeats)
+    console = _out_console()
+    if as_json:
+        console.print_json(json.dumps(result.as_json()))
+        return
+    for line in benching.describe(result):
+        console.print(line, markup=False)
+
+
+@app.command()
+@_user_errors
 def plot(
     run_dir: RunDirArg,
     out: Annotated[

@@ -217,4 +217,8 @@ def test_an_int8_model_says_why_there_is_no_onnx_and_keeps_the_rest(
 
     assert result.exit_code == 1
     assert "cannot be exported to ONNX" in result.output
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["config.yaml", "model.pt"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "config.yaml",
+        "example_input.pt",
+        "model.pt",
+    ]

@@ -4,6 +4,7 @@ onnxruntime trial's int8 graph exports as a bundle that runs without effsearch."
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -254,7 +255,11 @@ def test_an_int8_onnxruntime_trial_exports_a_graph_that_runs_without_effsearch(
         "export", engines_run, "--trial", trial.number, "--out", tmp_path / "b", "--format", "onnx"
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["config.yaml", "model.onnx"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "config.yaml",
+        "example_input.pt",
+        "model.onnx",
+    ]
 
     _, _, val_x, val_y, *_ = load_split()
     np.save(tmp_path / "images.npy", val_x.numpy())
@@ -273,3 +278,53 @@ def test_an_int8_onnxruntime_trial_exports_a_graph_that_runs_without_effsearch(
     predictions = torch.tensor([int(p) for p in done.stdout.split()])
     accuracy = float((predictions == val_y).float().mean())
     assert accuracy == pytest.approx(trial.user_attrs[records.METRICS]["accuracy"], abs=2 / 225)
+
+
+def _finished_on(run: Path, engine: str) -> int:
+    _, study = load_study(RunDir(run))
+    return next(
+        t.number
+        for t in study.trials
+        if records.MEASURED_ON in t.user_attrs
+        and "latency_ms" in t.user_attrs[records.METRICS]
+        and t.user_attrs[records.CONFIG]["runtime"]["engine"] == engine
+    )
+
+
+@pytest.mark.parametrize("engine", ["eager", "onnxruntime"])
+def test_bench_times_a_bundle_here_beside_the_trials_figures(
+    engines_run: Path, tmp_path: Path, engine: str
+) -> None:
+    number = _finished_on(engines_run, engine)
+    _, study = load_study(RunDir(engines_run))
+    recorded = study.trials[number].user_attrs[records.METRICS]
+    assert cli("export", engines_run, "--trial", number, "--out", tmp_path / "b").exit_code == 0
+
+    text = cli("bench", tmp_path / "b")
+    as_json = cli("bench", tmp_path / "b", "--json", "--repeats", "7")
+
+    assert text.exit_code == 0, text.output
+    latency_line = next(line for line in text.output.splitlines() if "latency_ms " in line)
+    assert f"{recorded['latency_ms']:.4g}" in latency_line
+    assert "trial measured on:" in text.output and "here:" in text.output
+    document = json.loads(as_json.output)
+    assert document["recorded"]["latency_ms"] == recorded["latency_ms"]
+    assert document["measured"]["latency_ms"] > 0
+    assert document["measured"]["latency_repeats"] == 7
+    assert document["measured"]["size_mb"] == pytest.approx(recorded["size_mb"])
+    assert document["measured_on"]["engine"].split()[0] == (
+        "torch" if engine == "eager" else "onnxruntime"
+    )
+
+
+def test_bench_of_a_bundle_without_an_example_input_says_how_to_get_one(
+    engines_run: Path, tmp_path: Path
+) -> None:
+    number = _finished_on(engines_run, "eager")
+    assert cli("export", engines_run, "--trial", number, "--out", tmp_path / "b").exit_code == 0
+    (tmp_path / "b" / "example_input.pt").unlink()
+
+    result = cli("bench", tmp_path / "b")
+
+    assert result.exit_code == 2
+    assert "export the trial again" in result.output

@@ -6,13 +6,15 @@ it came from. Estimated numbers say so in their name (``_est``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import statistics
+import sys
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,6 +204,7 @@ def _peak_tensor_bytes(forward: Callable[[], Any]) -> float:
     # inference mode fail ("Cannot set version_counter for inference tensor")
     with (
         warnings.catch_warnings(),
+        _stderr_silenced(),
         torch.no_grad(),
         profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
     ):
@@ -216,6 +219,21 @@ def _peak_tensor_bytes(forward: Callable[[], Any]) -> float:
         held += event.self_cpu_memory_usage
         peak = max(peak, held)
     return float(peak)
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Mute file descriptor 2: torch's profiler (kineto) writes "profiler_start/stop" lines
+    there from C++ on every use, which Python's redirection does not reach."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def params(model: nn.Module) -> dict[str, float]:

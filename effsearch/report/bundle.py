@@ -56,7 +56,40 @@ def evaluate_bundle(folder: str | Path, device: str = "cpu") -> dict[str, float]
     return dict(_task(document).evaluate(model, dtype, device))
 
 
-def _load(folder: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
+def load_deployed(folder: str | Path, device: str, threads: int) -> tuple[Any, dict[str, Any]]:
+    """The bundle's model on the engine its trial was measured on (a ``Deployed``: torch,
+    compiled as the trial was, or an ONNX Runtime session on ``threads``), and its document."""
+    import torch
+
+    from effsearch.transforms.quantization import Quantized
+    from effsearch.transforms.runtime import Deployed, OnnxRuntimeModel, engine_of, session
+
+    model, document = _load(folder, device, threads)
+    dtype = getattr(torch, document["model"]["input_dtype"])
+    engine = engine_of(document["config"])
+    if isinstance(model, OnnxRuntimeModel):
+        path = Path(folder) / ONNX_FILE
+        import onnxruntime
+
+        return Deployed(
+            "onnxruntime",
+            model,
+            dtype,
+            f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, {threads} threads",
+            onnx_file=path,
+            memory_model=OnnxRuntimeModel(session(path, threads, arena=False)),
+        ), document
+    quantized = Quantized(model, dtype)
+    if engine == "compile":
+        compiled: Any = torch.compile(model, dynamic=False)
+        runs_on = f"torch.compile (inductor, static shapes), torch {torch.__version__}"
+        return Deployed("compile", compiled, dtype, runs_on, quantized=quantized), document
+    return Deployed("eager", model, dtype, "torch eager", quantized=quantized), document
+
+
+def _load(
+    folder: str | Path, device: str, threads: int | None = None
+) -> tuple[Any, dict[str, Any]]:
     document = read_bundle(folder)
     if not document.get("model"):
         raise ArgumentError(
@@ -71,7 +104,7 @@ def _load(folder: str | Path, device: str) -> tuple[Any, dict[str, Any]]:
         from effsearch.transforms.runtime import OnnxRuntimeModel, session
 
         path = Path(folder) / ONNX_FILE
-        return OnnxRuntimeModel(session(path, torch.get_num_threads())), document
+        return OnnxRuntimeModel(session(path, threads or torch.get_num_threads())), document
     # structural pruning traces the model with autograd, whatever mode the caller is in
     with torch.inference_mode(False), torch.enable_grad():
         model = _task(document).skeleton(document["config"], device).model

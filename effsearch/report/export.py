@@ -39,6 +39,10 @@ from effsearch.version import __version__
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
+EXAMPLE_FILE = "example_input.pt"
+"""One real input of the model (from the task's validation data), as ``{name: tensor}`` (a
+model called with one positional tensor: ``{"input": tensor}``); ``effsearch bench`` times
+batches of it."""
 BUNDLE_VERSION = 1
 REBUILT_WHY = (
     "trials do not keep their models during a search; this one was rebuilt by running the "
@@ -130,6 +134,8 @@ def export(
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # it was new or empty: leave nothing half-done
         raise
+    if example is not None:
+        _write_example(example, out / EXAMPLE_FILE)
     adapter = sorted(p.name for p in out.iterdir() if p.is_dir())
     model_bytes = None
     engine_graph = out / ONNX_FILE if (out / ONNX_FILE).is_file() else None
@@ -169,6 +175,7 @@ def export(
         "metrics": dict(chosen.user_attrs.get(records.METRICS, {})),
         "feasible": study_front.is_feasible(chosen),
         "model": model_entry,
+        "example_input": EXAMPLE_FILE if example is not None else None,
         "adapter": {
             "folder": adapter[0],
             "format": "peft (PeftModel.save_pretrained), as trained: before merging, pruning "
@@ -199,6 +206,13 @@ def export(
         raise onnx_failure
     model_file = model_entry["file"] if model_entry else MODEL_FILE
     return Exported(out, chosen, rebuilt, model_bytes, notes, onnx, model_file)
+
+
+def _write_example(example: Any, path: Path) -> None:
+    import torch
+
+    tensors = example if isinstance(example, dict) else {"input": example}
+    torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path)
 
 
 def _numbered(study: optuna.Study, number: int) -> FrozenTrial:

@@ -311,14 +311,16 @@ def _first_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _quiet() -> Any:
-    # the exporter and the quantizer print progress and advice (and that torchvision's ops
-    # are skipped); a trial's log needs none of it
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)
+    # The exporter prints progress and that torchvision's ops are skipped; onnxruntime's
+    # quantizer advises through the root logger. A trial's log needs none of it.
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        exporter_log.setLevel(level)
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
