@@ -225,8 +225,9 @@ def export(
         str,
         typer.Option(
             "--format",
-            help="torch (state dict as measured), or onnx as well (float models); a trial "
-            "measured on runtime.engine onnxruntime always exports the ONNX graph it ran.",
+            help="torch (state dict as measured); onnx as well (float models); hf (a Hugging "
+            "Face folder transformers alone loads: text tasks, float or half weights). A trial "
+            "measured on runtime.engine onnxruntime exports the ONNX graph it ran.",
         ),
     ] = "torch",
 ) -> None:

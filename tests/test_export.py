@@ -156,7 +156,8 @@ def test_an_entrypoint_bundle_holds_the_configuration_only(
 
     assert result.exit_code == 0, result.output
     written = set(tmp_path.parent.rglob("*")) - before
-    assert written == {tmp_path / "bundle", tmp_path / "bundle" / "config.yaml"}
+    bundle = tmp_path / "bundle"
+    assert written == {bundle, bundle / "config.yaml", bundle / "README.md"}
     assert "the task handed over no model" in result.output
     assert set(read_bundle(tmp_path / "bundle")["config"]["params"]) == {"x0", "x1", "x2"}
     with pytest.raises(ArgumentError, match="the bundle holds no model"):
@@ -218,6 +219,7 @@ def test_an_int8_model_says_why_there_is_no_onnx_and_keeps_the_rest(
     assert result.exit_code == 1
     assert "cannot be exported to ONNX" in result.output
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "README.md",
         "config.yaml",
         "example_input.pt",
         "model.pt",

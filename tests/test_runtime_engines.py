@@ -256,6 +256,7 @@ def test_an_int8_onnxruntime_trial_exports_a_graph_that_runs_without_effsearch(
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "README.md",
         "config.yaml",
         "example_input.pt",
         "model.onnx",

@@ -128,6 +128,29 @@ def prune_heads(model: nn.Module, layout: Layout, fraction: float) -> int:
     return drop * group * len(blocks)
 
 
+def restore_head_count(model: nn.Module, layout: Layout, heads: int) -> int:
+    """Give every block ``heads`` attention heads again by appending zero heads (zero query,
+    key and value rows and biases, zero output columns: each adds exactly nothing), so a
+    head-pruned model's config can say what its original architecture says (BERT derives the
+    head size from ``hidden_size / num_attention_heads``). Returns the heads added per block."""
+    now, kv_now, size = head_counts(model, layout)
+    if now >= heads:
+        return 0
+    if layout.fused_qkv or kv_now != now or not (layout.query and layout.key and layout.value):
+        raise TaskError(
+            f"{layout.family}: only separate query/key/value projections without grouped "
+            "key-value heads can be given their pruned heads back"
+        )
+    rows = heads * size
+    for block in find_blocks(model, layout).layers:
+        for path in (layout.query, layout.key, layout.value):
+            _pad_outputs(block.get_submodule(path), rows, layout)
+        _pad_inputs(block.get_submodule(layout.attn_out), rows, layout)
+        _set_head_counts(block.get_submodule(layout.attention), heads, heads, size)
+    setattr(model.config, layout.config_heads, heads)
+    return heads - now
+
+
 def prune_ffn(model: nn.Module, layout: Layout, fraction: float) -> int:
     """Remove ``fraction`` of every block's FFN neurons (lowest L1 first); return how many."""
     removed = width = 0
@@ -240,6 +263,32 @@ def _keep_inputs(module: nn.Module, columns: torch.Tensor, layout: Layout) -> No
     module.weight = nn.Parameter(kept.clone())
     if hasattr(module, "in_features"):
         setattr(module, "in_features", len(columns))  # noqa: B010 - an int on an nn.Module
+
+
+def _pad_outputs(module: nn.Module, rows: int, layout: Layout) -> None:
+    """Append zero output rows (and zero biases) up to ``rows`` outputs."""
+    weight = _weight(module, layout)
+    padded = torch.zeros(rows, weight.shape[1], dtype=weight.dtype, device=weight.device)
+    padded[: weight.shape[0]] = weight
+    module.weight = nn.Parameter(padded.t().contiguous() if layout.conv1d else padded)
+    bias = getattr(module, "bias", None)
+    if bias is not None:
+        grown = torch.zeros(rows, dtype=bias.dtype, device=bias.device)
+        grown[: bias.shape[0]] = bias.detach()
+        module.bias = nn.Parameter(grown)
+    for name in ("out_features", "nf"):
+        if hasattr(module, name):
+            setattr(module, name, rows)
+
+
+def _pad_inputs(module: nn.Module, columns: int, layout: Layout) -> None:
+    """Append zero input columns up to ``columns`` inputs."""
+    weight = _weight(module, layout)
+    padded = torch.zeros(weight.shape[0], columns, dtype=weight.dtype, device=weight.device)
+    padded[:, : weight.shape[1]] = weight
+    module.weight = nn.Parameter(padded.t().contiguous() if layout.conv1d else padded)
+    if hasattr(module, "in_features"):
+        setattr(module, "in_features", columns)  # noqa: B010 - an int on an nn.Module
 
 
 def _set_head_counts(attention: nn.Module, heads: int, kv_heads: int, size: int) -> None:

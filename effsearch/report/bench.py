@@ -16,6 +16,7 @@ from typing import Any
 
 from effsearch.errors import ArgumentError
 from effsearch.report.bundle import load_deployed, read_bundle
+from effsearch.report.bundle_readme import where_measured
 from effsearch.report.export import EXAMPLE_FILE
 
 COMPARED = (
@@ -125,18 +126,6 @@ def describe(result: Benched) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [f"bench {result.bundle} (trial {result.trial})"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.append(f"  trial measured on: {_where(result.recorded_on)}")
-    lines.append(f"  here:              {_where(result.measured_on)}")
+    lines.append(f"  trial measured on: {where_measured(result.recorded_on)}")
+    lines.append(f"  here:              {where_measured(result.measured_on)}")
     return lines
-
-
-def _where(measured_on: dict[str, str]) -> str:
-    labels = {
-        "host": "{}",
-        "device_name": "{}",
-        "engine": "{}",
-        "torch_version": "torch {}",
-        "torch_threads": "{} torch threads",
-    }
-    parts = [label.format(measured_on[k]) for k, label in labels.items() if measured_on.get(k)]
-    return ", ".join(parts) or "not recorded"

@@ -61,8 +61,9 @@ def load_deployed(folder: str | Path, device: str, threads: int) -> tuple[Any, d
     compiled as the trial was, or an ONNX Runtime session on ``threads``), and its document."""
     import torch
 
+    from effsearch.spaces.runtime import engine_of
     from effsearch.transforms.quantization import Quantized
-    from effsearch.transforms.runtime import Deployed, OnnxRuntimeModel, engine_of, session
+    from effsearch.transforms.runtime import Deployed, OnnxRuntimeModel, session
 
     model, document = _load(folder, device, threads)
     dtype = getattr(torch, document["model"]["input_dtype"])
@@ -98,6 +99,12 @@ def _load(
         )
     import torch
 
+    if document["model"].get("auto_class"):  # --format hf: transformers alone loads it
+        import transformers
+
+        loader = getattr(transformers, document["model"]["auto_class"])
+        dtype = getattr(torch, document["model"]["input_dtype"])
+        return loader.from_pretrained(folder, dtype=dtype).to(device).eval(), document
     if document["model"]["file"] == ONNX_FILE:  # the graph an onnxruntime trial ran
         if device != "cpu":
             raise ArgumentError(f"{folder}: an onnxruntime bundle runs on the cpu, not {device}")

@@ -31,14 +31,19 @@ from effsearch.errors import ArgumentError, TaskError
 from effsearch.objectives import goals
 from effsearch.objectives.goals import parse_constraint
 from effsearch.recipe.schema import Recipe
+from effsearch.report.bundle_readme import write_readme
 from effsearch.search import records, study_front
 from effsearch.search.rundir import RunDir
 from effsearch.search.summary import trial_config
-from effsearch.spaces.runtime import ONNX_FILE
+from effsearch.spaces.runtime import ONNX_FILE, engine_of
+from effsearch.tasks.base import ADAPTER_FOLDER
 from effsearch.version import __version__
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
+FORMATS = ("torch", "onnx", "hf")
+HF_SCHEMES = ("none", "bf16", "fp16")
+"""What a Hugging Face folder holds: float or half-precision weights."""
 EXAMPLE_FILE = "example_input.pt"
 """One real input of the model (from the task's validation data), as ``{name: tensor}`` (a
 model called with one positional tensor: ``{"input": tensor}``); ``effsearch bench`` times
@@ -115,14 +120,16 @@ def export(
     """Rebuild ``chosen`` and write its bundle into ``out`` (new or empty); ``fmt`` "onnx" adds
     ``model.onnx`` (raises TaskError, after writing the rest, where the model cannot). A trial
     measured on ``runtime.engine: onnxruntime`` exports the ONNX graph it ran, whatever ``fmt``."""
-    if fmt not in ("torch", "onnx"):
-        raise ArgumentError(f"--format {fmt!r}: use torch (the default) or onnx")
+    if fmt not in FORMATS:
+        raise ArgumentError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArgumentError(
             f"--out {out}: exists and is not an empty folder; give a new folder (export never "
             "overwrites)"
         )
     config = trial_config(recipe, chosen)
+    if fmt == "hf":
+        _check_hf(recipe, config, chosen.number)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -136,37 +143,13 @@ def export(
         raise
     if example is not None:
         _write_example(example, out / EXAMPLE_FILE)
-    adapter = sorted(p.name for p in out.iterdir() if p.is_dir())
-    model_bytes = None
-    engine_graph = out / ONNX_FILE if (out / ONNX_FILE).is_file() else None
-    model_entry: dict[str, Any] | None = None
-    if engine_graph is not None:
-        from effsearch.report.onnx_export import describe_engine_graph
+    adapter = _keep_adapter(out, config, notes)
+    model_entry = _write_model(fmt, recipe, artifact, example, out, notes)
+    if model_entry is not None and fmt != "hf":
+        from effsearch.tasks import build_task
 
-        model_bytes = engine_graph.stat().st_size
-        model_entry = describe_engine_graph(engine_graph, example)
-        notes.append(
-            "measured on onnxruntime: the bundle's model is the ONNX graph the trial ran "
-            f"({ONNX_FILE}, quantized by ONNX Runtime where the scheme says); it needs only "
-            "onnxruntime"
-        )
-    elif artifact is not None:
-        from effsearch.objectives.meters import deployable_state, serialized_state
-
-        (out / MODEL_FILE).write_bytes(serialized_state(deployable_state(artifact.model)))
-        model_bytes = (out / MODEL_FILE).stat().st_size
-        model_entry = {
-            "file": MODEL_FILE,
-            "format": "torch state dict (torch.save); float weight matrices stored in CSR "
-            "where that is smaller; load with effsearch.load_bundle",
-            "input_dtype": str(artifact.input_dtype).removeprefix("torch."),
-            "bytes": model_bytes,
-        }
-    else:
-        notes.append(
-            "the task handed over no model (entrypoint tasks return metrics only); the bundle "
-            "holds the configuration"
-        )
+        build_task(recipe.task_spec).save_preprocessing(out)
+    model_bytes = model_entry["bytes"] if model_entry else None
     document = {
         "effsearch_bundle": BUNDLE_VERSION,
         "trial": chosen.number,
@@ -175,12 +158,12 @@ def export(
         "metrics": dict(chosen.user_attrs.get(records.METRICS, {})),
         "feasible": study_front.is_feasible(chosen),
         "model": model_entry,
-        "example_input": EXAMPLE_FILE if example is not None else None,
+        "example_input": _example_entry(example),
         "adapter": {
-            "folder": adapter[0],
-            "format": "peft (PeftModel.save_pretrained), as trained: before merging, pruning "
-            "and quantization; it applies to the task's model with architecture.drop_layers "
-            "top layers dropped",
+            "folder": ADAPTER_FOLDER,
+            "format": "peft (PeftModel.save_pretrained), as trained; it applies to the task's "
+            "model with architecture.drop_layers top layers dropped (the trial neither pruned "
+            "nor quantized after merging it)",
         }
         if adapter
         else None,
@@ -189,7 +172,7 @@ def export(
         "recipe": dict(recipe.data),
     }
     onnx_failure, onnx = None, None
-    if fmt == "onnx" and engine_graph is None:
+    if fmt == "onnx" and not (model_entry and model_entry["file"] == ONNX_FILE):
         from effsearch.report.onnx_export import write_onnx
 
         if artifact is None:
@@ -202,10 +185,114 @@ def export(
     (out / CONFIG_FILE).write_text(
         yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
+    write_readme(out, document)
     if onnx_failure is not None:
         raise onnx_failure
     model_file = model_entry["file"] if model_entry else MODEL_FILE
     return Exported(out, chosen, rebuilt, model_bytes, notes, onnx, model_file)
+
+
+def _check_hf(recipe: Recipe, config: dict[str, Any], number: int) -> None:
+    """Refuse, before rebuilding anything, a trial whose model no Hugging Face folder holds."""
+    from effsearch.tasks import task_info
+
+    info = task_info(recipe.task_spec)
+    if info is None or "hf" not in info.export_formats:
+        raise ArgumentError(
+            f"--format hf: task {recipe.task.builtin or recipe.task.entrypoint!r} has no "
+            "Hugging Face model (hf-text-classification does); export it with --format torch "
+            "or onnx"
+        )
+    scheme = config.get("quantization", {}).get("scheme", "none")
+    if scheme not in HF_SCHEMES:
+        raise ArgumentError(
+            f"--format hf: trial {number} is quantized {scheme}, and a Hugging Face folder "
+            "holds float or half-precision weights; export it with --format torch, or search "
+            "runtime.engine: onnxruntime for int8 that exports as ONNX"
+        )
+    if engine_of(config) == "onnxruntime":
+        raise ArgumentError(
+            f"--format hf: trial {number} was measured on onnxruntime; its model is the ONNX "
+            "graph it ran (export it with --format onnx)"
+        )
+    if config.get("pruning", {}).get("method") == "semi_structured_24":
+        raise ArgumentError(
+            f"--format hf: trial {number} runs 2:4 sparse CUDA kernels, which a Hugging Face "
+            "folder cannot hold; export it with --format torch"
+        )
+
+
+def _keep_adapter(out: Path, config: dict[str, Any], notes: list[str]) -> bool:
+    """Whether the trained PEFT adapter the task wrote stays in the bundle: only when it
+    reproduces the trial on the task's model, i.e. nothing pruned or quantized the merged
+    weights afterwards (the bundle's model holds them either way)."""
+    folder = out / ADAPTER_FOLDER
+    if not folder.is_dir():
+        return False
+    changed = [
+        f"{group}.{knob} {config.get(group, {}).get(knob)}"
+        for group, knob in (("pruning", "method"), ("quantization", "scheme"))
+        if config.get(group, {}).get(knob, "none") != "none"
+    ]
+    if not changed:
+        return True
+    shutil.rmtree(folder)
+    notes.append(
+        f"no adapter/: the trial changed the merged weights after training ({', '.join(changed)}),"
+        " so the adapter alone would not reproduce it; the bundle's model holds the merged, "
+        "transformed weights"
+    )
+    return False
+
+
+def _write_model(
+    fmt: str,
+    recipe: Recipe,
+    artifact: Any,
+    example: Any,
+    out: Path,
+    notes: list[str],
+) -> dict[str, Any] | None:
+    """Write the bundle's model as ``fmt`` says; what ``config.yaml`` records of it."""
+    engine_graph = out / ONNX_FILE
+    if engine_graph.is_file():  # the pipeline copied the graph an onnxruntime trial ran
+        from effsearch.report.onnx_export import describe_engine_graph
+
+        notes.append(
+            "measured on onnxruntime: the bundle's model is the ONNX graph the trial ran "
+            f"({ONNX_FILE}, quantized by ONNX Runtime where the scheme says); it needs only "
+            "onnxruntime"
+        )
+        return describe_engine_graph(engine_graph, example)
+    if artifact is None:
+        if fmt != "torch":
+            raise ArgumentError(f"--format {fmt}: the task handed over no model to convert")
+        notes.append(
+            "the task handed over no model (entrypoint tasks return metrics only); the bundle "
+            "holds the configuration"
+        )
+        return None
+    if fmt == "hf":
+        from effsearch.report.hf_export import write_hf
+
+        return write_hf(recipe, artifact, example, out, notes)
+    from effsearch.objectives.meters import deployable_state, serialized_state
+
+    (out / MODEL_FILE).write_bytes(serialized_state(deployable_state(artifact.model)))
+    return {
+        "file": MODEL_FILE,
+        "format": "torch state dict (torch.save); float weight matrices stored in CSR "
+        "where that is smaller; load with effsearch.load_bundle",
+        "input_dtype": str(artifact.input_dtype).removeprefix("torch."),
+        "bytes": (out / MODEL_FILE).stat().st_size,
+    }
+
+
+def _example_entry(example: Any) -> dict[str, Any] | None:
+    if example is None:
+        return None
+    tensors = example if isinstance(example, dict) else {"input": example}
+    return {"file": EXAMPLE_FILE, "shapes": {k: list(v.shape) for k, v in tensors.items()}}
 
 
 def _write_example(example: Any, path: Path) -> None:

@@ -21,7 +21,7 @@ from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
 from effsearch.objectives.slots import DeviceSlots
 from effsearch.search.executors.base import OnReport, Report, Status, TrialJob, TrialOutcome
 from effsearch.search.executors.limits import memory_cap
-from effsearch.spaces.runtime import incompatibility
+from effsearch.spaces.runtime import engine_of, incompatibility
 from effsearch.tasks import build_task
 from effsearch.tasks.base import Config, StopTrial, Task, TrialContext
 
@@ -126,7 +126,7 @@ def _engine_cannot_run(task: Task, config: Config) -> str:
     if task.info is None or "runtime" not in task.info.families:
         return ""
     return incompatibility(
-        str(config.get("runtime", {}).get("engine", "eager")),
+        engine_of(config),
         str(config.get("quantization", {}).get("scheme", "none")),
         str(config.get("pruning", {}).get("method", "none")),
     )

@@ -4,6 +4,9 @@ and pruning methods each engine runs (how a model is converted: effsearch.transf
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from effsearch.spaces.knobs import KnobDecl
 
 ENGINE_DEVICES: dict[str, tuple[str, ...]] = {
@@ -35,6 +38,11 @@ _WHY_NOT: dict[tuple[str, str], str] = {
     ("onnxruntime", "int8_weight_only"): "it is a torchao format ONNX cannot hold",
     ("onnxruntime", "int4_weight_only"): "it is a torchao format ONNX cannot hold",
 }
+
+
+def engine_of(config: Mapping[str, Mapping[str, Any]]) -> str:
+    """The configuration's ``runtime.engine`` (``eager`` when the task has no runtime group)."""
+    return str(config.get("runtime", {}).get("engine", "eager"))
 
 
 def incompatibility(engine: str, scheme: str, pruning_method: str = "none") -> str:

@@ -112,6 +112,20 @@ class TrialContext:
             self.notes.append(text)
 
 
+ADAPTER_FOLDER = "adapter"
+"""Where, in an export, a task writes the trained PEFT adapter (peft's own format)."""
+
+
+@dataclass(frozen=True)
+class HFExport:
+    """What :meth:`Task.export_hf` wrote: the ``transformers`` Auto class that loads it, the
+    weight file, and caveats."""
+
+    auto_class: str
+    weights_file: str
+    notes: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """How to build a task: the recipe's ``task`` section plus the folder the recipe came from."""
@@ -151,6 +165,8 @@ class TaskInfo:
     #: seconds a trial typically takes on a CPU, when the task knows (``auto`` weighs a model-
     #: based optimizer's seconds per suggestion against it); None: unknown, assumed expensive
     typical_trial_s: float | None = None
+    #: what ``effsearch export --format`` can write for it (``hf``: :meth:`Task.export_hf`)
+    export_formats: tuple[str, ...] = ("torch", "onnx")
     #: problems with ``options`` found without running anything (missing files, ...)
     check_options: Callable[[Mapping[str, Any], str], list[str]] | None = None
 
@@ -213,6 +229,22 @@ class Task(ABC):
         bundle's weights load into (pruned shapes and quantized formats do not depend on the
         weights' values)."""
         raise TaskError(f"task {type(self).__name__} cannot rebuild a model from a bundle")
+
+    def save_preprocessing(self, folder: Path) -> None:
+        """Write into an export's ``folder`` what turns raw inputs into the model's (a
+        tokenizer's files); nothing by default."""
+        return None
+
+    def export_hf(self, model: nn.Module, folder: Path) -> HFExport:
+        """Write ``model`` (a float model as a trial of this task left it: adapters merged,
+        layers dropped, pruned) into ``folder`` as a standard Hugging Face folder that
+        ``transformers`` alone loads (``save_pretrained``: config with the pruned shapes,
+        safetensors weights, tokenizer files). Tasks whose model is no Hugging Face model
+        cannot."""
+        raise TaskError(
+            f"task {type(self).__name__}'s model is not a Hugging Face model; export it with "
+            "--format torch or onnx"
+        )
 
     def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
         """The task's quality metrics (accuracy, ...) of a finished model on its held-out data."""

@@ -125,6 +125,7 @@ HF_TEXT_CLASSIFICATION = TaskInfo(
     name="hf-text-classification",
     summary="Fine-tune (PEFT) and compress a local Hugging Face encoder for text classification.",
     implementation="effsearch.tasks.hf_text:HFTextClassification",
+    export_formats=("torch", "onnx", "hf"),
     families={
         "architecture": (architecture.DROP_LAYERS,),
         "peft": peft.KNOBS,

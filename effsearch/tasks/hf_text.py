@@ -19,6 +19,7 @@ import copy
 import os
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +29,15 @@ from effsearch.errors import TaskError
 from effsearch.models import layouts, surgery
 from effsearch.objectives import meters
 from effsearch.tasks import catalog, text_data
-from effsearch.tasks.base import Config, Metrics, Task, TaskSpec, TrialContext
+from effsearch.tasks.base import (
+    ADAPTER_FOLDER,
+    Config,
+    HFExport,
+    Metrics,
+    Task,
+    TaskSpec,
+    TrialContext,
+)
 from effsearch.tasks.pipeline import (
     Workload,
     accuracy,
@@ -44,8 +53,6 @@ EVAL_BATCH = 64
 RECOVERY_LR_SCALE = 0.05
 CALIBRATION_SAMPLES = 64  # training texts ONNX Runtime's int8_static calibrates on
 CALIBRATION_BATCH = 16
-ADAPTER_FOLDER = "adapter"
-"""Where, in an export, the trained adapter goes (before it is merged, pruned, quantized)."""
 
 
 class HFTextClassification(Task):
@@ -81,6 +88,7 @@ class HFTextClassification(Task):
         )
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.tokenizer = tokenizer
             # fp32 master weights whatever the checkpoint stores (a half copy trains badly);
             # quantization.scheme decides the deployed precision.
             self.pretrained = AutoModelForSequenceClassification.from_pretrained(
@@ -201,6 +209,34 @@ class HFTextClassification(Task):
             )
         model = self._pruned(config, torch.device(device))
         return quantization.apply(model, config.get("quantization", {}), device)
+
+    def save_preprocessing(self, folder: Path) -> None:
+        """The tokenizer's files (``save_pretrained``): ``AutoTokenizer`` reads them."""
+        self.tokenizer.save_pretrained(folder)
+
+    def export_hf(self, model: nn.Module, folder: Path) -> HFExport:
+        """``save_pretrained`` of the trial's model and of the tokenizer: dropped layers and
+        the pruned FFN width are in its config. A config cannot say "fewer heads of the same
+        size" for every architecture (BERT derives the head size from the head count): there
+        the pruned heads come back as zero heads, which compute nothing."""
+        model = copy.deepcopy(model).cpu()
+        config: Any = model.config
+        notes = []
+        if not self.layout.config_keeps_head_size:
+            heads = int(getattr(self.pretrained.config, self.layout.config_heads))
+            added = surgery.restore_head_count(model, self.layout, heads)
+            if added:
+                notes.append(
+                    f"{added} pruned attention heads per layer are stored as zero heads "
+                    f"({type(config).__name__} cannot describe fewer heads of the same "
+                    "size): the model computes what the trial's did, with the unpruned "
+                    "attention's size and cost; --format torch or onnx keep the pruned shapes"
+                )
+        config.id2label = dict(enumerate(self.data.label_names))
+        config.label2id = {name: i for i, name in enumerate(self.data.label_names)}
+        model.save_pretrained(folder)  # type: ignore[operator]
+        self.save_preprocessing(folder)
+        return HFExport("AutoModelForSequenceClassification", "model.safetensors", tuple(notes))
 
     def evaluate(self, model: nn.Module, input_dtype: Any, device: str) -> Metrics:
         ctx = TrialContext(trial_number=-1, seed=0, device=device)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from effsearch.errors import TaskError
-from effsearch.spaces.runtime import ONNX_FILE, incompatibility
+from effsearch.spaces.runtime import ONNX_FILE, engine_of, incompatibility
 from effsearch.transforms import pruning, quantization
 
 EXPORT_BATCH = 3  # traced with this batch; the batch dimension is exported dynamic
@@ -60,11 +60,6 @@ class Deployed:
     quantized: quantization.Quantized | None = None
     onnx_file: Path | None = None
     memory_model: nn.Module | None = None
-
-
-def engine_of(config: Mapping[str, Mapping[str, Any]]) -> str:
-    """The configuration's ``runtime.engine`` (``eager`` when the task has no runtime group)."""
-    return str(config.get("runtime", {}).get("engine", "eager"))
 
 
 def deploy(
