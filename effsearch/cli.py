@@ -239,9 +239,7 @@ def export(
     recipe, study = load_study(RunDir(run_dir))
     chosen = exporting.choose(recipe, study, trial, pick)
     console = _out_console()
-    console.print(
-        f"rebuilding trial {chosen.number} from its configuration and seed...", markup=False
-    )
+    console.print(f"exporting trial {chosen.number}...", markup=False)
     exported = exporting.export(RunDir(run_dir), recipe, chosen, out, fmt)
     for line in exporting.describe(exported, recipe.objectives):
         console.print(line, markup=False)

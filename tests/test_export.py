@@ -73,7 +73,9 @@ def test_the_knee_bundle_reproduces_the_trials_accuracy_and_size(
     )
     # the model file is the state dict size_mb counted, byte for byte
     assert (tmp_path / "bundle" / "model.pt").stat().st_size == round(recorded["size_mb"] * 1e6)
-    assert "rebuilt by running the trial's configuration again" in result.output
+    # the knee is on the Pareto set, whose models the run keeps: nothing is trained again
+    assert "kept when it ran (execution.keep_artifacts): not re-trained" in result.output
+    assert bundle["rebuilt"]["metrics"] is None
     assert bundle["config"] == trial.user_attrs[records.CONFIG]
     assert bundle["provenance"]["seed"] == 0 and bundle["provenance"]["torch"]
 

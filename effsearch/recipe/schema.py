@@ -66,6 +66,8 @@ class ExecutionSection(_Section):
     # how much more memory (address space) a trial may map; past it, MemoryError, not the OOM killer
     trial_memory_mb: int | None = Field(None, ge=64)
     threads_per_trial: int = Field(1, ge=1, le=1024)
+    # which trials keep their measured model in trials/<n>/artifact/ (export copies it)
+    keep_artifacts: Literal["none", "pareto", "all"] = "pareto"
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     address: str | None = None  # executor ray: a cluster's HOST:PORT or auto
     trial_resources: TrialResources | None = None  # executor ray

@@ -17,7 +17,7 @@ from typing import Any
 from effsearch.errors import ArgumentError
 from effsearch.report.bundle import load_deployed, read_bundle
 from effsearch.report.bundle_readme import where_measured
-from effsearch.report.export import EXAMPLE_FILE
+from effsearch.search.artifacts import EXAMPLE_FILE
 
 COMPARED = (
     "latency_ms",

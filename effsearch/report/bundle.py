@@ -7,15 +7,14 @@ load). The structure they load into is rebuilt from the bundle's configuration b
 
 from __future__ import annotations
 
-import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from effsearch.errors import ArgumentError
-from effsearch.report.export import BUNDLE_VERSION, CONFIG_FILE, MODEL_FILE
+from effsearch.report.export import BUNDLE_VERSION, CONFIG_FILE
+from effsearch.search.artifacts import MODEL_FILE, load_state
 from effsearch.spaces.runtime import ONNX_FILE
 
 
@@ -117,32 +116,6 @@ def _load(
         model = _task(document).skeleton(document["config"], device).model
     model.load_state_dict(load_state(Path(folder) / MODEL_FILE, device), assign=True)
     return model.eval(), document
-
-
-def load_state(path: Path, device: str) -> dict[str, Any]:
-    """A saved ``deployable_state``, ready for ``load_state_dict``: weights only (no code runs;
-    torchao's quantized tensor classes allowed), CSR matrices dense again, the state dict's
-    metadata kept (quantized modules read their format version from it)."""
-    import torch
-
-    from effsearch.transforms.quantization import safe_load_globals
-
-    allowed: list[Any] = safe_load_globals()
-    with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
-        # torch.ao's packed int8 weights still go through TypedStorage when loaded
-        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-        state = torch.load(path, map_location=device, weights_only=True)
-    dense: dict[str, Any] = OrderedDict(
-        (k, v.to_dense() if _is_csr(v) else v) for k, v in state.items()
-    )
-    dense._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
-    return dense
-
-
-def _is_csr(value: Any) -> bool:
-    import torch
-
-    return isinstance(value, torch.Tensor) and value.layout == torch.sparse_csr
 
 
 def _task(document: dict[str, Any]) -> Any:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import math
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,12 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from effsearch.errors import ArgumentError, TaskError
-from effsearch.objectives import goals
+from effsearch.objectives import goals, noise
 from effsearch.objectives.goals import parse_constraint
 from effsearch.recipe.schema import Recipe
 from effsearch.report.bundle_readme import write_readme
 from effsearch.search import records, study_front
+from effsearch.search.artifacts import EXAMPLE_FILE, MODEL_FILE, kept, load_state, save_example
 from effsearch.search.rundir import RunDir
 from effsearch.search.summary import trial_config
 from effsearch.spaces.runtime import ONNX_FILE, engine_of
@@ -40,19 +42,23 @@ from effsearch.tasks.base import ADAPTER_FOLDER
 from effsearch.version import __version__
 
 CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.pt"
 FORMATS = ("torch", "onnx", "hf")
 HF_SCHEMES = ("none", "bf16", "fp16")
 """What a Hugging Face folder holds: float or half-precision weights."""
-EXAMPLE_FILE = "example_input.pt"
-"""One real input of the model (from the task's validation data), as ``{name: tensor}`` (a
-model called with one positional tensor: ``{"input": tensor}``); ``effsearch bench`` times
-batches of it."""
+
 BUNDLE_VERSION = 1
 REBUILT_WHY = (
-    "trials do not keep their models during a search; this one was rebuilt by running the "
-    "trial's configuration again with its seed, on this machine"
+    "the trial's model was not kept (execution.keep_artifacts, or it left the Pareto set); it "
+    "was rebuilt by running the trial's configuration again with its seed, on this machine"
 )
+KEPT_WHY = (
+    "the model the trial measured, kept when it ran (execution.keep_artifacts): not re-trained"
+)
+
+
+Obtained = tuple[dict[str, float] | None, Any, Any, list[str]]
+"""``(rebuilt metrics or None when kept, the torch model (Quantized) or None, one example
+input, notes)``."""
 
 
 @dataclass
@@ -61,7 +67,7 @@ class Exported:
 
     out: Path
     trial: FrozenTrial
-    rebuilt_metrics: dict[str, float]
+    rebuilt_metrics: dict[str, float] | None  # None: copied from the trial's kept artifact
     model_bytes: int | None  # None: the task handed over no model (an entrypoint task)
     notes: list[str] = field(default_factory=list)
     onnx: dict[str, Any] | None = None
@@ -137,12 +143,17 @@ def export(
             f"--out {out}: cannot make that folder ({exc.strerror or exc}); give a writable path"
         ) from None
     try:
-        rebuilt, artifact, example, notes = _rebuild(run_dir, recipe, chosen.number, config, out)
+        found: Obtained | None = _from_kept(
+            recipe, config, kept(run_dir.trial_dir(chosen.number)), out
+        )
+        if found is None:
+            found = _rebuild(run_dir, recipe, chosen.number, config, out)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # it was new or empty: leave nothing half-done
         raise
+    rebuilt, artifact, example, notes = found
     if example is not None:
-        _write_example(example, out / EXAMPLE_FILE)
+        save_example(example, out / EXAMPLE_FILE)
     adapter = _keep_adapter(out, config, notes)
     model_entry = _write_model(fmt, recipe, artifact, example, out, notes)
     if model_entry is not None and fmt != "hf":
@@ -167,7 +178,9 @@ def export(
         }
         if adapter
         else None,
-        "rebuilt": {"why": REBUILT_WHY, "metrics": rebuilt, "notes": notes},
+        "rebuilt": {"why": REBUILT_WHY, "metrics": rebuilt, "notes": notes}
+        if rebuilt is not None
+        else {"why": KEPT_WHY, "metrics": None, "notes": notes},
         "provenance": _provenance(run_dir, recipe, chosen),
         "recipe": dict(recipe.data),
     }
@@ -295,13 +308,6 @@ def _example_entry(example: Any) -> dict[str, Any] | None:
     return {"file": EXAMPLE_FILE, "shapes": {k: list(v.shape) for k, v in tensors.items()}}
 
 
-def _write_example(example: Any, path: Path) -> None:
-    import torch
-
-    tensors = example if isinstance(example, dict) else {"input": example}
-    torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path)
-
-
 def _numbered(study: optuna.Study, number: int) -> FrozenTrial:
     trials = study.get_trials(deepcopy=False)
     if not 0 <= number < len(trials):
@@ -329,6 +335,36 @@ def _metric(trial: FrozenTrial, metric: str) -> float:
             f"{', '.join(sorted(metrics))}"
         )
     return float(metrics[metric])
+
+
+def _from_kept(
+    recipe: Recipe, config: dict[str, Any], folder: Path | None, out: Path
+) -> Obtained | None:
+    """The trial's kept artifact copied into ``out``, its torch model loaded back into the
+    configuration's structure (None: nothing kept, or a structure that cannot be rebuilt
+    without its weights, such as 2:4 kernels, so the trial must run again)."""
+    if folder is None:
+        return None
+    import torch
+
+    from effsearch.tasks import build_task
+    from effsearch.transforms.quantization import Quantized
+
+    artifact = None
+    if (folder / MODEL_FILE).is_file():
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                skeleton = build_task(recipe.task_spec).skeleton(config, "cpu")
+        except TaskError:
+            return None
+        skeleton.model.load_state_dict(load_state(folder / MODEL_FILE, "cpu"), assign=True)
+        artifact = Quantized(skeleton.model.eval(), skeleton.input_dtype, skeleton.note)
+    shutil.copytree(folder, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MODEL_FILE))
+    example = None
+    if (folder / EXAMPLE_FILE).is_file():
+        saved = torch.load(folder / EXAMPLE_FILE, weights_only=True)
+        example = saved["input"] if set(saved) == {"input"} else saved
+    return None, artifact, example, []
 
 
 def _rebuild(
@@ -370,15 +406,40 @@ def _provenance(run_dir: RunDir, recipe: Recipe, trial: FrozenTrial) -> dict[str
     }
 
 
+NOISE_SIGMAS = 3.0
+
+
+def beyond_noise(name: str, recorded: Mapping[str, float], rebuilt: Mapping[str, float]) -> str:
+    """How the rebuilt ``name`` differs from the trial's beyond both measurements' noise
+    (NOISE_SIGMAS standard errors of the difference; exact metrics must match), or ''."""
+    then, now = float(recorded[name]), float(rebuilt[name])
+    variances = [noise.variance(name, recorded), noise.variance(name, rebuilt)]
+    if variances[0] is None or variances[1] is None:
+        return ""
+    spread = NOISE_SIGMAS * math.sqrt(variances[0] + variances[1])
+    tolerance = max(spread, 1e-9 * max(abs(then), abs(now), 1.0))
+    if abs(now - then) <= tolerance:
+        return ""
+    return (
+        f"rebuilt {now:.4g} vs {then:.4g} in the trial: apart by more than the measurements' "
+        f"noise ({NOISE_SIGMAS:g} standard errors: {spread:.3g}); the rebuild may differ "
+        "(another machine or load, nondeterministic kernels)"
+    )
+
+
 def describe(exported: Exported, objectives: Sequence[Any]) -> list[str]:
     """Lines for the terminal: what was exported, and how the rebuild compares."""
     trial = exported.trial
     recorded = trial.user_attrs.get(records.METRICS, {})
     lines = [f"exported trial {trial.number} to {exported.out}"]
+    rebuilt = exported.rebuilt_metrics or {}
     for name in [o.metric for o in objectives]:
-        again = exported.rebuilt_metrics.get(name)
+        again = rebuilt.get(name)
         if name in recorded and again is not None:
             lines.append(f"  {name}: {recorded[name]:.4g} in the trial, {again:.4g} rebuilt")
+            apart = beyond_noise(name, recorded, rebuilt)
+            if apart:
+                lines.append(f"  warning: {name} {apart}")
     if exported.model_bytes is not None:
         lines.append(
             f"  {exported.model_file}: {exported.model_bytes / 1e6:.4g} MB "
@@ -390,6 +451,6 @@ def describe(exported: Exported, objectives: Sequence[Any]) -> list[str]:
             f"  {onnx['file']}: {onnx['bytes'] / 1e6:.4g} MB, dynamic batch; onnxruntime "
             f"agrees with torch within {onnx['max_abs_difference_vs_torch']:.2g}"
         )
-    lines.append(f"  {REBUILT_WHY}")
+    lines.append(f"  {REBUILT_WHY if exported.rebuilt_metrics is not None else KEPT_WHY}")
     lines += [f"  note: {n}" for n in exported.notes]
     return lines

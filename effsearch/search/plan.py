@@ -111,6 +111,7 @@ def trial_job(
         reports_answered=recipe.early_stopping is not None,
         memory_mb=execution.trial_memory_mb,
         export_dir=str(export_dir) if export_dir is not None else None,
+        keep_artifact=export_dir is None and execution.keep_artifacts != "none",
     )
 
 

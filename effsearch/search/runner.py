@@ -32,8 +32,8 @@ import optuna
 from effsearch.errors import ResumeError
 from effsearch.recipe.resume import check_resumable
 from effsearch.recipe.schema import Recipe
+from effsearch.search import artifacts, records, study_front, tell, warm_start
 from effsearch.search import plan as planning
-from effsearch.search import records, study_front, tell, warm_start
 from effsearch.search import storage as storage_mod
 from effsearch.search.budget import Progress
 from effsearch.search.executors.base import Executor, Report, TrialOutcome
@@ -148,6 +148,12 @@ class Runner:
                 counted += 1
             if outcomes:
                 study.set_user_attr(records.STUDY_WALL_S, plan.wall.used_s())
+                if self.recipe.execution.keep_artifacts == "pareto":
+                    artifacts.keep_front_only(
+                        self.run_dir.path / "trials",
+                        study.get_trials(deepcopy=False),
+                        self.recipe.objectives,
+                    )
                 volume = tracker.update(len(outcomes))
                 if volume is not None:
                     self.view.hypervolume(volume)

@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from effsearch.objectives import pareto
 from effsearch.objectives.goals import Constraint, Objective, losses
+from effsearch.search import records
 
 STUDY_REFERENCE = "effsearch_reference_point"
 
@@ -37,7 +38,15 @@ def is_feasible(trial: FrozenTrial) -> bool:
 
 
 def feasible_complete(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    return [t for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
+    """Complete, feasible trials that ran: a configuration rejected before training carries
+    imputed values, never measured ones (with no constraint it broke, it is not infeasible)."""
+    return [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and is_feasible(t)
+        and records.REJECTED not in t.user_attrs
+    ]
 
 
 def pareto_front(
@@ -45,7 +54,7 @@ def pareto_front(
 ) -> list[FrozenTrial]:
     """The run's Pareto set: feasible complete trials that no other one dominates (by number).
 
-    Trials rejected before training are infeasible, so never on it."""
+    Trials rejected before training are never on it."""
     return non_dominated(sorted(feasible_complete(trials), key=lambda t: t.number), objectives)
 
 

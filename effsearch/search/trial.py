@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import shutil
 import socket
 import time
 import traceback
@@ -19,6 +20,7 @@ from pathlib import Path
 from effsearch.errors import TaskError
 from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
 from effsearch.objectives.slots import DeviceSlots
+from effsearch.search import artifacts
 from effsearch.search.executors.base import OnReport, Report, Status, TrialJob, TrialOutcome
 from effsearch.search.executors.limits import memory_cap
 from effsearch.spaces.runtime import engine_of, incompatibility
@@ -58,6 +60,10 @@ def run_trial(job: TrialJob, on_report: OnReport | None = None) -> TrialOutcome:
         slots=device_slots(job.device),
         export_dir=Path(job.export_dir) if job.export_dir else None,
     )
+    keep = Path(job.trial_dir) / artifacts.ARTIFACT_FOLDER if job.keep_artifact else None
+    if keep is not None:
+        ctx.export_dir = keep  # the task writes what a deployment needs besides the model there
+        keep.mkdir(parents=True, exist_ok=True)
     known_early: dict[str, float] = {}
     if job.reports_answered and on_report is not None:
         ctx.on_report = _relay(job.number, on_report, known_early)
@@ -113,6 +119,16 @@ def run_trial(job: TrialJob, on_report: OnReport | None = None) -> TrialOutcome:
 
 
 def _ended(outcome: TrialOutcome, start: float, job: TrialJob, ctx: TrialContext) -> TrialOutcome:
+    if job.keep_artifact:
+        folder = Path(job.trial_dir) / artifacts.ARTIFACT_FOLDER
+        try:
+            if outcome.ok and (ctx.artifact is not None or ctx.example_input is not None):
+                artifacts.save(folder, ctx.artifact, ctx.example_input)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)  # nothing measured to keep
+        except OSError as exc:  # a full disk costs the artifact, never the trial
+            shutil.rmtree(folder, ignore_errors=True)
+            outcome.notes.append(f"its model was not kept ({exc})")
     outcome.measured_on.update(ctx.measured_on)
     outcome.duration_s = time.perf_counter() - start
     if job.export_dir is not None:

@@ -46,6 +46,8 @@ class TrialJob:
     reports_answered: bool = False
     """Whether the driver answers the trial's reports (early stopping is on)."""
     memory_mb: int | None = None  # execution.trial_memory_mb
+    keep_artifact: bool = False
+    """Save the measured model in ``trial_dir/artifact/`` (``search/artifacts.py``)."""
     export_dir: str | None = None
     """Set by ``effsearch export``: the task writes what a deployment needs there, and the
     outcome carries the measured model (only in the process that ran it)."""
