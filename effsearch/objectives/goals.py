@@ -72,7 +72,10 @@ class Constraint:
         return f"{self.metric} {self.op} {self.limit:g}"
 
 
-_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|<|>|==|=)\s*(\S+)\s*$")
+# a metric name may end in @device (latency_ms@cuda:1: measured on that device)
+_CONSTRAINT = re.compile(
+    r"^\s*([A-Za-z_][\w.]*(?:@(?:cpu|cuda(?::\d+)?))?)\s*(<=|>=|<|>|==|=)\s*(\S+)\s*$"
+)
 
 
 def parse_constraint(text: str) -> Constraint:

@@ -109,8 +109,26 @@ _NAMED_UNITS = {
 }
 
 
+DEVICE_METRICS = frozenset(m.name for m in HARDWARE_METRICS)
+"""What depends on the device a model runs on: with ``measure.devices`` each is recorded per
+device, as ``<metric>@<device>``."""
+
+
+def on_device(metric: str, device: str) -> str:
+    """``latency_ms`` measured on ``cuda:1`` -> ``latency_ms@cuda:1``."""
+    return f"{metric}@{device}"
+
+
+def split_device(metric: str) -> tuple[str, str | None]:
+    """``latency_ms@cuda`` -> (``latency_ms``, ``cuda``); a plain name -> (name, None)."""
+    base, _, device = metric.partition("@")
+    return base, device or None
+
+
 def unit_of(metric: str) -> str:
-    """The unit a metric's name carries (``latency_ms`` -> ms); '' when it names none."""
+    """The unit a metric's name carries (``latency_ms`` -> ms, also ``latency_ms@cuda``); ''
+    when it names none."""
+    metric = split_device(metric)[0]
     if metric in _NAMED_UNITS:
         return _NAMED_UNITS[metric]
     for suffix, unit in _SUFFIX_UNITS.items():

@@ -36,11 +36,14 @@ IQR_PER_SIGMA = 1.349
 
 def variance(metric: str, metrics: Mapping[str, float]) -> float | None:
     """The variance of a trial's measured ``metric`` (its squared standard error), 0.0 for an
-    exact metric, None when the trial's record does not tell."""
-    se = metrics.get(STANDARD_ERRORS.get(metric, f"{metric}_se"))
+    exact metric, None when the trial's record does not tell. A metric measured on a named
+    device (``latency_ms@cuda``) reads that device's error (``latency_se_ms@cuda``)."""
+    base, device = metric.partition("@")[0], metric.partition("@")[2]
+    se_name = STANDARD_ERRORS.get(base, f"{base}_se") + (f"@{device}" if device else "")
+    se = metrics.get(se_name)
     if se is not None and math.isfinite(se):
         return float(se) ** 2
-    if metric in EXACT:
+    if base in EXACT:
         return 0.0
     return None
 

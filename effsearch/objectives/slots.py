@@ -88,3 +88,13 @@ class DeviceSlots:
     def close(self) -> None:
         self._gate.close()
         self._room.close()
+
+
+_SLOTS: dict[str, DeviceSlots] = {}
+
+
+def device_slots(device: str) -> DeviceSlots:
+    """This process's handle on the device's measurement slots (one per device)."""
+    if device not in _SLOTS:
+        _SLOTS[device] = DeviceSlots(device)
+    return _SLOTS[device]

@@ -35,14 +35,22 @@ class TaskFacts:
     metrics: tuple[str, ...] | None
     #: metrics the task measures on other devices only: name -> those devices
     elsewhere: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: with ``measure.devices``: a device-dependent metric -> its per-device names
+    per_device: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 _SPEC_KEYS = ("float", "int", "choice", "log", "step", "when")
 
 
 def validate_space(
-    space: Mapping[str, Any] | None, task: TaskFacts | None, device: str, out: Collector
+    space: Mapping[str, Any] | None,
+    task: TaskFacts | None,
+    device: str,
+    out: Collector,
+    also_on: tuple[str, ...] = (),
 ) -> SearchSpace | None:
+    """The recipe's knobs as a search space (None after reporting problems); every choice must
+    run on ``device`` and on the devices it is also measured on (``also_on``)."""
     if space is None or task is None:
         return None
     knobs: list[Knob] = []
@@ -78,7 +86,8 @@ def validate_space(
             for decl in task.families[group]:
                 spec = entries.get(decl.name, decl.default)
                 knob = _parse_knob(group, decl.name, spec, decl, knobs, out, task.families[group])
-                if knob is not None and _runs_on(knob, decl, device, out):
+                devices = dict.fromkeys((device, *also_on))
+                if knob is not None and all(_runs_on(knob, decl, d, out) for d in devices):
                     knobs.append(knob)
     if task.families is not None and "runtime" in task.families:
         _engines_fit(knobs, out)
@@ -106,8 +115,8 @@ def _runs_on(knob: Knob, decl: KnobDecl, device: str, out: Collector) -> bool:
     path: YamlPath = ("space", knob.group, knob.name)
     out.add(
         (*path, "choice") if dist is not None else path,
-        f"{wrong[0]!r} runs on {where} only, and this recipe runs on {device} "
-        "(execution.device); remove it or change the device",
+        f"{wrong[0]!r} runs on {where} only, and this recipe runs or measures on {device} "
+        "(execution.device, measure.devices); remove it or change the device",
     )
     return False
 

@@ -9,6 +9,7 @@ objectives and constraints, optimizer and executor names, the task's knobs) are 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 from effsearch import builtins as builtins  # registers the built-in names
 from effsearch.errors import Problem, RecipeError, TaskError
 from effsearch.objectives.goals import Constraint, parse_constraint
+from effsearch.objectives.metrics import DEVICE_METRICS, on_device
 from effsearch.recipe.problems import Collector, kind_of, list_item, validated
 from effsearch.recipe.schema import (
     DEFAULTS,
@@ -37,7 +39,7 @@ from effsearch.recipe.yaml_lines import YamlPath, parse_yaml
 from effsearch.registry import did_you_mean, lookup, names
 from effsearch.secrets import mask_url
 from effsearch.tasks import task_info
-from effsearch.tasks.base import TaskSpec
+from effsearch.tasks.base import MeasureSettings, TaskSpec
 
 MAX_RECIPE_BYTES = 1_000_000
 
@@ -87,8 +89,12 @@ def validate(
     sections = _validate_sections(document, out)
     execution = sections.get("execution")
     device = execution.device if isinstance(execution, ExecutionSection) else "cpu"
+    measure = sections.get("measure")
+    devices = list(measure.devices or []) if isinstance(measure, MeasureSettings) else []
+    listed = tuple(dict.fromkeys(devices))
     task_info = _validate_task(sections.get("task"), recipe_dir, import_entrypoint, device, out)
-    space = validate_space(sections.get("space"), task_info, device, out)
+    task_info = _measured_devices(task_info, devices, out)
+    space = validate_space(sections.get("space"), task_info, device, out, also_on=listed)
     _validate_objectives(sections.get("objectives"), task_info, out)
     constraints = _validate_constraints(sections.get("constraints"), task_info, out)
     _validate_names(sections, out)
@@ -250,9 +256,54 @@ def _validate_task(
     )
 
 
+def _measured_devices(
+    task: TaskFacts | None, devices: list[str], out: Collector
+) -> TaskFacts | None:
+    """With ``measure.devices``: the task must time on several devices, and its device-
+    dependent metrics are named per device (``latency_ms@cuda``) instead of plainly."""
+    if not devices:
+        return task
+    path: YamlPath = ("measure", "devices")
+    repeated = sorted({d for d in devices if devices.count(d) > 1})
+    if repeated:
+        out.add(path, f"names {', '.join(repeated)} more than once; list each device once")
+    if task is None:
+        return None
+    info = task_info(TaskSpec(builtin=task.builtin)) if task.builtin else None
+    if info is None or not info.measures_devices:
+        owner = f"task {task.builtin!r}" if task.builtin else "an entrypoint task"
+        out.add(
+            path,
+            f"{owner} measures on execution.device only (digits-cnn, hf-text-classification "
+            "and image-classification time on several devices); remove measure.devices",
+        )
+        return task
+    per_device: dict[str, tuple[str, ...]] = {}
+    names: list[str] = []
+    for metric in info.metrics:
+        if metric.name not in DEVICE_METRICS:
+            names.append(metric.name)
+            continue
+        here = tuple(
+            on_device(metric.name, d)
+            for d in dict.fromkeys(devices)
+            if d.split(":")[0] in metric.devices
+        )
+        per_device[metric.name] = here
+        names += here
+    return dataclasses.replace(task, metrics=tuple(names), elsewhere={}, per_device=per_device)
+
+
 # ----------------------------------------------------------------------------- cross-references
 def _known_metric(metric: str, task: TaskFacts | None, path: YamlPath, out: Collector) -> None:
     if task is None or task.metrics is None or metric in task.metrics:
+        return
+    if metric in task.per_device:
+        named = ", ".join(task.per_device[metric]) or "none of measure.devices"
+        out.add(
+            path,
+            f"{metric!r} is measured on each of measure.devices, so name the device: {named}",
+        )
         return
     if metric in task.elsewhere:
         where = ", ".join(task.elsewhere[metric])

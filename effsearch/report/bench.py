@@ -86,8 +86,9 @@ def bench(
     torch.set_num_threads(threads)
     deployed, _ = load_deployed(folder, device, threads)
     example = torch.load(example_path, map_location=device, weights_only=True)
+    example_input = example if set(example) != {"input"} else example["input"]
     batch = repeat_batch(
-        example if set(example) != {"input"} else example["input"],
+        example_input,
         settings.batch_size,
         deployed.input_dtype,
     )
@@ -96,7 +97,7 @@ def bench(
         return (lambda: model(**batch)) if isinstance(batch, dict) else (lambda: model(batch))
 
     ctx = TrialContext(trial_number=-1, seed=0, device=device, threads=threads, measure=settings)
-    measured = deployed_cost(deployed, forward, ctx)
+    measured = deployed_cost(deployed, forward, ctx, one_input=example_input)
     measured_on = {
         **provenance(device),
         "host": socket.gethostname(),

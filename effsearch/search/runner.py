@@ -30,6 +30,7 @@ from types import FrameType
 import optuna
 
 from effsearch.errors import ResumeError
+from effsearch.objectives.slots import device_slots
 from effsearch.recipe.resume import check_resumable
 from effsearch.recipe.schema import Recipe
 from effsearch.search import artifacts, records, study_front, tell, warm_start
@@ -41,7 +42,6 @@ from effsearch.search.lease import DriverLease
 from effsearch.search.rundir import RunDir
 from effsearch.search.study import open_study, recover, resumed_line
 from effsearch.search.summary import RunSummary
-from effsearch.search.trial import device_slots
 from effsearch.search.view import View
 
 POLL_S = 0.2

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from effsearch.objectives.metrics import on_device, split_device
 from effsearch.search import cost_predictor, records
 from effsearch.search.confirmations import Confirmed, summarize
 from effsearch.search.study import confirm_study
@@ -155,9 +156,11 @@ class RunSummary:
         could make. Each: ``{metric, trials: [a, b], difference, spread}``."""
         found = []
         for i, objective in enumerate(self.recipe.objectives):
-            spread_name = SPREADS.get(objective.metric)
+            base, device = split_device(objective.metric)
+            spread_name = SPREADS.get(base)
             if spread_name is None:
                 continue
+            spread_name = on_device(spread_name, device) if device else spread_name
             ordered = sorted(self.pareto, key=lambda t: t.values[i])
             for a, b in itertools.pairwise(ordered):
                 spreads = [t.user_attrs.get(records.METRICS, {}).get(spread_name) for t in (a, b)]

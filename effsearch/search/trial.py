@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from effsearch.errors import TaskError
-from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
-from effsearch.objectives.slots import DeviceSlots
+from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS, split_device
+from effsearch.objectives.slots import device_slots
 from effsearch.search import artifacts
 from effsearch.search.executors.base import OnReport, Report, Status, TrialJob, TrialOutcome
 from effsearch.search.executors.limits import memory_cap
@@ -77,11 +77,10 @@ def run_trial(job: TrialJob, on_report: OnReport | None = None) -> TrialOutcome:
             }
             task = build_task(job.task)
             # Only when it can decide something: a constraint or a rung on what it knows.
-            wanted = ctx.on_report is not None or any(
-                c.metric in task.early_metrics for c in job.constraints
-            )
+            constrained = [split_device(c.metric)[0] for c in job.constraints]
+            wanted = ctx.on_report is not None or any(m in task.early_metrics for m in constrained)
             ctx.measure_before_training = ctx.on_report is not None or any(
-                c.metric in EARLY_HARDWARE_METRICS for c in job.constraints
+                m in EARLY_HARDWARE_METRICS for m in constrained
             )
             unrunnable = _engine_cannot_run(task, job.config)
             if unrunnable:
@@ -159,16 +158,6 @@ def _relay(
             raise StopTrial
 
     return report
-
-
-_SLOTS: dict[str, DeviceSlots] = {}
-
-
-def device_slots(device: str) -> DeviceSlots:
-    """This process's handle on the device's measurement slots (one per device)."""
-    if device not in _SLOTS:
-        _SLOTS[device] = DeviceSlots(device)
-    return _SLOTS[device]
 
 
 def check_metrics(raw: object) -> dict[str, float]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +50,11 @@ class MeasureSettings(BaseModel):
     batch_size: int = Field(32, ge=1, le=65536)
     warmup: int = Field(5, ge=0, le=100_000)
     repeats: int = Field(30, ge=1, le=1_000_000)
+    devices: list[Annotated[str, Field(pattern=r"^(cpu|cuda(:\d+)?)$")]] | None = Field(
+        None, min_length=1
+    )
+    """Measure each candidate on each of these devices (metrics named ``latency_ms@cuda``);
+    None: on ``execution.device`` only, with plain names."""
 
 
 @dataclass
@@ -165,6 +170,8 @@ class TaskInfo:
     #: seconds a trial typically takes on a CPU, when the task knows (``auto`` weighs a model-
     #: based optimizer's seconds per suggestion against it); None: unknown, assumed expensive
     typical_trial_s: float | None = None
+    #: whether ``measure.devices`` can time its models on several devices (the shared pipeline)
+    measures_devices: bool = False
     #: what ``effsearch export --format`` can write for it (``hf``: :meth:`Task.export_hf`)
     export_formats: tuple[str, ...] = ("torch", "onnx")
     #: problems with ``options`` found without running anything (missing files, ...)

@@ -72,6 +72,7 @@ DIGITS_CNN = TaskInfo(
     ),
     baseline=DIGITS_BASELINE,
     early_metrics=EARLY_METRICS,
+    measures_devices=True,
     typical_trial_s=2.0,  # 15 epochs of a small CNN on 1,437 images, one thread
 )
 
@@ -126,6 +127,7 @@ HF_TEXT_CLASSIFICATION = TaskInfo(
     summary="Fine-tune (PEFT) and compress a local Hugging Face encoder for text classification.",
     implementation="effsearch.tasks.hf_text:HFTextClassification",
     export_formats=("torch", "onnx", "hf"),
+    measures_devices=True,
     families={
         "architecture": (architecture.DROP_LAYERS,),
         "peft": peft.KNOBS,
@@ -369,6 +371,7 @@ IMAGE_CLASSIFICATION = TaskInfo(
     options=("model", "dataset", "weights", "image_size", "train_samples", "test_samples"),
     baseline=UNCOMPRESSED,
     check_options=_check_image_options,
+    measures_devices=True,
 )
 
 BUILTIN_TASKS = (DIGITS_CNN, HF_TEXT_CLASSIFICATION, CAUSAL_LM, IMAGE_CLASSIFICATION)

@@ -10,6 +10,7 @@ device, on the engine) -> size of what the engine runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -21,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from effsearch.errors import TaskError
 from effsearch.objectives import meters
-from effsearch.objectives.metrics import EARLY_HARDWARE_METRICS
+from effsearch.objectives.metrics import DEVICE_METRICS, EARLY_HARDWARE_METRICS, on_device
+from effsearch.objectives.slots import device_slots
 from effsearch.spaces.runtime import ONNX_FILE
 from effsearch.tasks.base import Config, TrialContext
 from effsearch.transforms import pruning, runtime
@@ -60,20 +63,75 @@ def deployed_cost(
     forward: Callable[[nn.Module, torch.dtype], Callable[[], Any]],
     ctx: TrialContext,
     before_training: bool = False,
+    one_input: Any = None,
 ) -> dict[str, float]:
     """Latency, throughput, energy, memory and size of a model on its engine (before training:
     only what ``untrained_cost`` keeps), and which engine ran it (``ctx.measured_on``).
 
     torch.compile compiles the measure batch's graph on its first call: that call is timed as
-    ``engine_build_s`` and kept out of the latency; onnxruntime's export and quantization are.
-    ONNX Runtime allocates outside torch, so its ``peak_memory_mb`` is the ONNX file's bytes plus
-    the resident memory a forward adds (on a session without its memory arena, which would keep
-    an earlier call's memory).
+    ``engine_build_s`` and kept out of the latency (on onnxruntime ``engine_build_s`` is the
+    export and quantization). ONNX Runtime allocates outside torch, so its ``peak_memory_mb`` is
+    the ONNX file's bytes plus the resident memory a forward adds (on a session without its
+    memory arena, which would keep an earlier call's memory).
+
+    With ``measure.devices`` the model is timed on each device in turn, on batches of
+    ``one_input`` (one validation input), each device inside its own measurement slot, and
+    every device-dependent metric is named for its device (``latency_ms@cuda``).
     """
     ctx.measured_on["engine"] = deployed.runs_on
-    run = forward(deployed.model, deployed.input_dtype)
+    if not ctx.measure.devices:
+        run = forward(deployed.model, deployed.input_dtype)
+        memory_run = (
+            forward(deployed.memory_model, deployed.input_dtype)
+            if deployed.memory_model is not None
+            else None
+        )
+        return _timed(deployed, run, memory_run, ctx, before_training) | _size(deployed)
+    if one_input is None:
+        raise TaskError("measure.devices needs one input of the model to time it elsewhere")
+    metrics: dict[str, float] = {}
+    try:
+        for device in ctx.measure.devices:
+            where = meters.provenance(device)  # a device this worker lacks: said here, clearly
+            placed = _placed(deployed, device)
+            batch = runtime.repeat_batch(one_input, ctx.measure.batch_size, deployed.input_dtype)
+            batch = _to(batch, device)
+            there = dataclasses.replace(
+                ctx,
+                device=device,
+                slots=ctx.slots if device == ctx.device else device_slots(device),
+                measured_on={},
+            )
+            timed = _call(placed, batch)
+            assert timed is not None
+            measured = _timed(
+                deployed,
+                timed,
+                _call(deployed.memory_model, batch),
+                there,
+                before_training,
+            )
+            metrics |= {
+                on_device(k, device) if k in DEVICE_METRICS else k: v for k, v in measured.items()
+            }
+            ctx.measured_on[on_device("device_name", device)] = where["device_name"]
+            for note in there.notes:
+                ctx.note(note)
+    finally:
+        _placed(deployed, ctx.device)
+    return metrics | _size(deployed)
+
+
+def _timed(
+    deployed: runtime.Deployed,
+    run: Callable[[], Any],
+    memory_run: Callable[[], Any] | None,
+    ctx: TrialContext,
+    before_training: bool,
+) -> dict[str, float]:
+    """What :func:`deployed_cost` measures on ``ctx.device``, size aside."""
     if before_training:
-        return untrained_cost(run, ctx) | _size(deployed)
+        return untrained_cost(run, ctx)
     build_s = deployed.build_s
     if deployed.engine == "compile":
         started = time.perf_counter()
@@ -82,8 +140,8 @@ def deployed_cost(
         build_s += time.perf_counter() - started
     torch_model = deployed.quantized.model if deployed.quantized is not None else None
     metrics = meters.measure_model(run, ctx.measure.batch_size, ctx, torch_model)
-    if deployed.memory_model is not None and deployed.onnx_file is not None:
-        grown = meters.rss_growth_mb(forward(deployed.memory_model, deployed.input_dtype))
+    if memory_run is not None and deployed.onnx_file is not None:
+        grown = meters.rss_growth_mb(memory_run)
         if grown is not None:
             metrics["peak_memory_mb"] = deployed.onnx_file.stat().st_size / 1e6 + grown
             ctx.note(
@@ -92,7 +150,31 @@ def deployed_cost(
             )
     if deployed.engine != "eager":
         metrics["engine_build_s"] = build_s
-    return metrics | _size(deployed)
+    return metrics
+
+
+def _placed(deployed: runtime.Deployed, device: str) -> nn.Module:
+    """The deployed model, moved to ``device`` (ONNX Runtime graphs run on the CPU here)."""
+    if deployed.quantized is None:
+        if device != "cpu":
+            raise TaskError(f"runtime.engine onnxruntime runs on the cpu here, not {device}")
+        return deployed.model
+    deployed.quantized.model.to(device)
+    return deployed.model
+
+
+def _to(batch: Any, device: str) -> Any:
+    if isinstance(batch, dict):
+        return {k: v.to(device) for k, v in batch.items()}
+    return batch.to(device)
+
+
+def _call(model: nn.Module | None, batch: Any) -> Callable[[], Any] | None:
+    if model is None:
+        return None
+    if isinstance(batch, dict):
+        return lambda: model(**batch)
+    return lambda: model(batch)
 
 
 def _size(deployed: runtime.Deployed) -> dict[str, float]:
@@ -116,7 +198,7 @@ def untrained_deployed_cost(
         deployed = runtime.deploy(
             model, config, ctx.device, ctx.threads, one_input, folder, calibration
         )
-        return deployed_cost(deployed, forward, ctx, before_training=True)
+        return deployed_cost(deployed, forward, ctx, before_training=True, one_input=one_input)
 
 
 @contextlib.contextmanager
@@ -229,7 +311,7 @@ def compress_and_measure(
         if work.test_predict is not None and work.test_labels is not None:
             test = work.test_predict(deployed.model, deployed.input_dtype)
             metrics["test_accuracy"] = accuracy(test, work.test_labels)
-        metrics |= deployed_cost(deployed, work.forward, ctx)
+        metrics |= deployed_cost(deployed, work.forward, ctx, one_input=work.one_input)
         if ctx.export_dir is not None and deployed.onnx_file is not None:
             shutil.copyfile(deployed.onnx_file, ctx.export_dir / ONNX_FILE)
     ctx.artifact, ctx.example_input = deployed.quantized, work.one_input
