@@ -67,7 +67,7 @@ def test_objectives_and_constraints_name_a_metric_per_device(tmp_path: Path) -> 
                 "measure": {"devices": ["cpu", "cuda"]},
                 "space": {"quantization": {"scheme": {"choice": ["int8_dynamic_fbgemm"]}}},
             },
-            "'int8_dynamic_fbgemm' runs on cpu only, and this recipe runs or measures on cuda",
+            "'int8_dynamic_fbgemm' runs on cpu only, and this recipe also measures on cuda",
         ),
         (
             {

@@ -195,7 +195,7 @@ def test_normalized_data_fills_defaults_of_left_out_sections(tmp_path):
     assert recipe.data["optimizer"] == {"name": "auto", "options": {}, "predict_costs": None}
     assert recipe.data["storage"] is None
     assert recipe.data["baseline"] is True
-    assert recipe.data["measure"] == {"batch_size": 32, "warmup": 5, "repeats": 30}
+    assert recipe.data["measure"] == {"batch_size": 32, "warmup": 5, "repeats": 30, "devices": None}
 
 
 # ----------------------------------------------------------------------------- one problem each

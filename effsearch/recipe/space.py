@@ -86,8 +86,12 @@ def validate_space(
             for decl in task.families[group]:
                 spec = entries.get(decl.name, decl.default)
                 knob = _parse_knob(group, decl.name, spec, decl, knobs, out, task.families[group])
-                devices = dict.fromkeys((device, *also_on))
-                if knob is not None and all(_runs_on(knob, decl, d, out) for d in devices):
+                measured = [d for d in dict.fromkeys(also_on) if d != device]
+                if (
+                    knob is not None
+                    and _runs_on(knob, decl, device, out)
+                    and all(_runs_on(knob, decl, d, out, measured_only=True) for d in measured)
+                ):
                     knobs.append(knob)
     if task.families is not None and "runtime" in task.families:
         _engines_fit(knobs, out)
@@ -104,7 +108,9 @@ def validate_space(
         return None
 
 
-def _runs_on(knob: Knob, decl: KnobDecl, device: str, out: Collector) -> bool:
+def _runs_on(
+    knob: Knob, decl: KnobDecl, device: str, out: Collector, measured_only: bool = False
+) -> bool:
     """Refuse choices the recipe's device cannot run (before the search, not mid-way)."""
     dist = knob.distribution
     values = dist.choices if isinstance(dist, CategoricalDistribution) else (knob.fixed,)
@@ -115,8 +121,12 @@ def _runs_on(knob: Knob, decl: KnobDecl, device: str, out: Collector) -> bool:
     path: YamlPath = ("space", knob.group, knob.name)
     out.add(
         (*path, "choice") if dist is not None else path,
-        f"{wrong[0]!r} runs on {where} only, and this recipe runs or measures on {device} "
-        "(execution.device, measure.devices); remove it or change the device",
+        f"{wrong[0]!r} runs on {where} only, and this recipe "
+        + (
+            f"also measures on {device} (measure.devices); remove it or that device"
+            if measured_only
+            else f"runs on {device} (execution.device); remove it or change the device"
+        ),
     )
     return False
 
