@@ -1,15 +1,16 @@
 """Export one trial for deployment: a folder (a *bundle*) with what it is and the model itself.
 
 ``config.yaml`` holds every knob value, the trial's metrics, the recipe it came from and the
-provenance (versions, device, threads, seed, recipe hash); ``model.pt`` is the compressed model's
-state dict as it was measured (``meters.deployable_state``: the bytes ``size_mb`` counts);
-``adapter/``, for a PEFT trial, the trained adapter in peft's own format. A trial measured on
-``runtime.engine: onnxruntime`` holds ``model.onnx`` instead of ``model.pt``: the graph it ran,
-quantized by ONNX Runtime where its scheme says, loadable by onnxruntime alone. Trials
-do not keep their models during a search, so export rebuilds the model by running the trial's
-configuration again with its seed, and says so, with the rebuilt metrics next to the trial's.
-Only the two fixed file names are written, inside ``--out``: names from the run or the trial
-never become paths.
+provenance (versions, device, threads, seed, recipe hash); ``README.md`` says what the bundle is
+and how to load it; ``example_input.pt`` is one validation input. The model: ``model.pt``, the
+compressed model's state dict as it was measured (``meters.deployable_state``: the bytes
+``size_mb`` counts); ``model.onnx`` for a trial measured on ``runtime.engine: onnxruntime`` (the
+graph it ran, int8 by ONNX Runtime where its scheme says) or with ``--format onnx``; with
+``--format hf`` a Hugging Face folder (``report/hf_export.py``). A PEFT trial's ``adapter/``
+stays only where it reproduces the trial. A model the run kept (``execution.keep_artifacts``)
+is copied; otherwise export rebuilds it by running the trial's configuration again with its
+seed, and says so, with the rebuilt metrics next to the trial's. Only fixed file names are
+written, inside ``--out``: names from the run or the trial never become paths.
 """
 
 from __future__ import annotations
