@@ -329,3 +329,26 @@ def test_bench_of_a_bundle_without_an_example_input_says_how_to_get_one(
 
     assert result.exit_code == 2
     assert "export the trial again" in result.output
+
+
+class _DataDependent(torch.nn.Module):
+    """Branches in Python on a tensor's value: torch.export cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if float(x.sum()) > 0:
+            return self.linear(x)
+        return -self.linear(x)
+
+
+def test_a_model_the_exporter_cannot_convert_fails_with_the_exporters_reason(
+    tmp_path: Path,
+) -> None:
+    config = {"runtime": {"engine": "onnxruntime"}, "quantization": {"scheme": "int8_dynamic"}}
+
+    with pytest.raises(TaskError, match="torch's ONNX exporter cannot convert this model"):
+        deploy(_DataDependent(), config, "cpu", 1, torch.rand(1, 4), tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing half-written is left
