@@ -129,9 +129,10 @@ def problem_facts(problem: str, dim: int) -> tuple[list[float], float]:
     if spec.get("lookup"):
         from optuna._hypervolume import compute_hypervolume
 
-        reference = [_loss(o, o["ref"]) for o in DIGITS_OBJECTIVES]
+        objectives = _digits_lookup().OBJECTIVES
+        reference = [_loss(o, o["ref"]) for o in objectives]
         rows = _digits_lookup().table().values()
-        points = np.array([[_loss(o, r[o["metric"]]) for o in DIGITS_OBJECTIVES] for r in rows])
+        points = np.array([[_loss(o, r[o["metric"]]) for o in objectives] for r in rows])
         inside = points[np.all(points <= np.array(reference), axis=1)]
         return reference, float(compute_hypervolume(inside, np.array(reference)))
     if "nas" in spec:
@@ -183,7 +184,7 @@ def recipe(problem: str, contender: str, seed: int, dim: int, evals: int) -> dic
                 "metrics": list(lookup.KEPT_METRICS),
             },
             "space": lookup.space(),
-            "objectives": DIGITS_OBJECTIVES,
+            "objectives": lookup.OBJECTIVES,
             "optimizer": CONTENDERS[contender],
             "execution": {"executor": "inline"},
             "budget": {"trials": evals},
