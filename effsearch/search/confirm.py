@@ -15,6 +15,7 @@ shows a low probability.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,13 +95,16 @@ def _execute(
             trial = extra.ask()
             trial.set_user_attr(MEMBER, member.number)
             trial.set_user_attr(SEED, seed)
-            job: TrialJob = trial_job(
-                recipe,
-                trial.number,
-                trial_config(recipe, member),
-                run_dir,
-                trial_dir=run_dir / "confirm" / f"{member.number}-seed-{seed}",
-                seed=seed,
+            job: TrialJob = dataclasses.replace(
+                trial_job(
+                    recipe,
+                    trial.number,
+                    trial_config(recipe, member),
+                    run_dir,
+                    trial_dir=run_dir / "confirm" / f"{member.number}-seed-{seed}",
+                    seed=seed,
+                ),
+                keep_artifact=False,  # a re-run on another seed is not what export ships
             )
             pending[trial.number] = trial
             executor.submit(job)
