@@ -96,6 +96,8 @@ DIGITS_IDEAL = [1.0, 0.0, 0.0]
 CONTENDERS: dict[str, dict[str, Any]] = {
     "effsearch auto": {"name": "auto"},
     "effsearch botorch": {"name": "botorch"},
+    # a variant under study: a longer space-filling start (20 Sobol points instead of 10)
+    "effsearch botorch startup 20": {"name": "botorch", "options": {"n_startup_trials": 20}},
     "effsearch botorch qLogEHVI": {"name": "botorch", "options": {"noisy": False}},
     "effsearch botorch categorical kernel": {
         "name": "botorch",
@@ -413,7 +415,9 @@ def main() -> None:
         choices=list(PROBLEMS),
     )
     parser.add_argument(
-        "--contenders", nargs="+", default=[c for c in CONTENDERS if c != "effsearch botorch"]
+        "--contenders",
+        nargs="+",
+        default=[c for c in CONTENDERS if not c.startswith("effsearch botorch")],
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--dim", type=int, default=6)
