@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from effsearch.objectives.metrics import on_device, split_device
+
 STANDARD_ERRORS = {
     "latency_ms": "latency_se_ms",
     "latency_p50_ms": "latency_se_ms",
@@ -38,8 +40,9 @@ def variance(metric: str, metrics: Mapping[str, float]) -> float | None:
     """The variance of a trial's measured ``metric`` (its squared standard error), 0.0 for an
     exact metric, None when the trial's record does not tell. A metric measured on a named
     device (``latency_ms@cuda``) reads that device's error (``latency_se_ms@cuda``)."""
-    base, device = metric.partition("@")[0], metric.partition("@")[2]
-    se_name = STANDARD_ERRORS.get(base, f"{base}_se") + (f"@{device}" if device else "")
+    base, device = split_device(metric)
+    se_name = STANDARD_ERRORS.get(base, f"{base}_se")
+    se_name = on_device(se_name, device) if device else se_name
     se = metrics.get(se_name)
     if se is not None and math.isfinite(se):
         return float(se) ** 2

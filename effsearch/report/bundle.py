@@ -62,20 +62,23 @@ def load_deployed(folder: str | Path, device: str, threads: int) -> tuple[Any, d
 
     from effsearch.spaces.runtime import engine_of
     from effsearch.transforms.quantization import Quantized
-    from effsearch.transforms.runtime import Deployed, OnnxRuntimeModel, session
+    from effsearch.transforms.runtime import (
+        Deployed,
+        OnnxRuntimeModel,
+        onnxruntime_runs_on,
+        session,
+    )
 
     model, document = _load(folder, device, threads)
     dtype = getattr(torch, document["model"]["input_dtype"])
     engine = engine_of(document["config"])
     if isinstance(model, OnnxRuntimeModel):
         path = Path(folder) / ONNX_FILE
-        import onnxruntime
-
         return Deployed(
             "onnxruntime",
             model,
             dtype,
-            f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, {threads} threads",
+            onnxruntime_runs_on(threads),
             onnx_file=path,
             memory_model=OnnxRuntimeModel(session(path, threads, arena=False)),
         ), document

@@ -23,7 +23,7 @@ from effsearch.objectives.slots import device_slots
 from effsearch.search import artifacts
 from effsearch.search.executors.base import OnReport, Report, Status, TrialJob, TrialOutcome
 from effsearch.search.executors.limits import memory_cap
-from effsearch.spaces.runtime import engine_of, incompatibility
+from effsearch.spaces.runtime import config_incompatibility
 from effsearch.tasks import build_task
 from effsearch.tasks.base import Config, StopTrial, Task, TrialContext
 
@@ -140,11 +140,7 @@ def _engine_cannot_run(task: Task, config: Config) -> str:
     it can, or the task has no runtime knob): known before anything is built."""
     if task.info is None or "runtime" not in task.info.families:
         return ""
-    return incompatibility(
-        engine_of(config),
-        str(config.get("quantization", {}).get("scheme", "none")),
-        str(config.get("pruning", {}).get("method", "none")),
-    )
+    return config_incompatibility(config)
 
 
 def _relay(

@@ -45,6 +45,15 @@ def engine_of(config: Mapping[str, Mapping[str, Any]]) -> str:
     return str(config.get("runtime", {}).get("engine", "eager"))
 
 
+def config_incompatibility(config: Mapping[str, Mapping[str, Any]]) -> str:
+    """:func:`incompatibility` of a configuration's engine, scheme and pruning method."""
+    return incompatibility(
+        engine_of(config),
+        str(config.get("quantization", {}).get("scheme", "none")),
+        str(config.get("pruning", {}).get("method", "none")),
+    )
+
+
 def incompatibility(engine: str, scheme: str, pruning_method: str = "none") -> str:
     """Why ``engine`` cannot run a model quantized as ``scheme`` and pruned by
     ``pruning_method`` ('' when it can). Known from the configuration alone, so a trial that

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from effsearch.errors import TaskError
-from effsearch.spaces.runtime import ONNX_FILE, engine_of, incompatibility
+from effsearch.spaces.runtime import ONNX_FILE, config_incompatibility, engine_of
 from effsearch.transforms import pruning, quantization
 
 EXPORT_BATCH = 3  # traced with this batch; the batch dimension is exported dynamic
@@ -78,13 +78,13 @@ def deploy(
     empty folder for the engine's files. ``model`` may be changed. Raises TaskError when the
     engine cannot run this model, with the reason.
     """
+    problem = config_incompatibility(config)
+    if problem:
+        raise TaskError(problem)
     engine = engine_of(config)
     quant_cfg = config.get("quantization", {})
     scheme = str(quant_cfg.get("scheme", "none"))
     pruning_method = str(config.get("pruning", {}).get("method", "none"))
-    problem = incompatibility(engine, scheme, pruning_method)
-    if problem:
-        raise TaskError(problem)
     if engine == "onnxruntime":
         return _onnxruntime(model.eval(), scheme, device, threads, example, folder, calibration)
     quantized = quantization.apply(model, quant_cfg, device)
@@ -187,6 +187,13 @@ def session(path: Path, threads: int, arena: bool = True) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def onnxruntime_runs_on(threads: int) -> str:
+    """What runs an ONNX graph here, as a trial's ``measured_on.engine`` says it."""
+    import onnxruntime
+
+    return f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, {threads} threads"
+
+
 def _onnxruntime(
     model: nn.Module,
     scheme: str,
@@ -197,7 +204,7 @@ def _onnxruntime(
     calibration: Sequence[Any],
 ) -> Deployed:
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: F401 - only whether it is installed
     except ImportError:
         raise TaskError(
             "runtime.engine onnxruntime needs onnx, onnxscript and onnxruntime: "
@@ -226,7 +233,7 @@ def _onnxruntime(
         "onnxruntime",
         deployed_model,
         torch.float32,
-        f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider, {threads} threads",
+        onnxruntime_runs_on(threads),
         build_s=time.perf_counter() - started,
         note=note,
         onnx_file=path,
