@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +62,33 @@ def test_rechecks_measure_the_false_rejection_rate_and_the_run_reports_it(
     assert report["rank_correlation"]["cost_ms"] > 0.9
     shown = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["show", str(tmp_path / "run")])
     assert f"{report['rejected']} configurations rejected by prediction" in shown.output
+
+
+def test_events_name_a_prediction_rejection_for_what_it_is(
+    write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    recipe = write_recipe(
+        entrypoint="costly",
+        constraints=["cost_ms <= 4"],
+        optimizer={"name": "random", "predict_costs": PREDICT},
+    )
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["run", str(recipe), "--run-dir", str(tmp_path / "run"), "--events", "--trials", "24"]
+    )
+
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    rejected = [e for e in events if e["event"] == "trial_rejected"]
+    study = effsearch.load(tmp_path / "run").study
+    by_prediction = [
+        t.number for t in study.trials if records.REJECTED_BY_PREDICTION in t.user_attrs
+    ]
+    assert by_prediction and sorted(e["trial"] for e in rejected) == by_prediction
+    assert all(
+        e["reason"].startswith("rejected by prediction: predicted cost_ms") for e in rejected
+    )
+    assert not any(e["event"] == "trial_stopped" for e in events)  # nothing was stopped early
 
 
 def test_the_same_seed_rejects_the_same_configurations(

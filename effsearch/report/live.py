@@ -177,9 +177,10 @@ class EventView(View):
 
     Every object has ``event`` and ``time`` (Unix seconds); the rest depends on the event:
     ``start`` (total, counted), ``trial_started`` (trial, config), ``trial_completed`` (trial,
-    values: objective -> value), ``trial_failed`` (trial, reason, log), ``trial_stopped``
-    (trial, reason), ``hypervolume`` (value), ``message`` (text), ``end``; the command adds
-    ``summary`` (pareto, hypervolume, counts).
+    values: objective -> value), ``trial_failed`` (trial, reason, log; also a rejection before
+    training), ``trial_stopped`` (trial, reason: stopped early), ``trial_rejected`` (trial,
+    reason: rejected by the cost predictor, never ran), ``hypervolume`` (value), ``message``
+    (text), ``end``; the command adds ``summary`` (pareto, hypervolume, counts).
     """
 
     def __init__(self, stream: IO[str], metric_names: Sequence[str]) -> None:
@@ -206,6 +207,9 @@ class EventView(View):
 
     def trial_stopped(self, number: int, reason: str) -> None:
         self.emit("trial_stopped", trial=number, reason=reason)
+
+    def trial_rejected(self, number: int, reason: str) -> None:
+        self.emit("trial_rejected", trial=number, reason=reason)
 
     def hypervolume(self, value: float) -> None:
         self.emit("hypervolume", value=value)

@@ -191,7 +191,7 @@ class Runner:
                 told = tell.record_prediction_rejection(
                     study, trial, verdict, recipe.objectives, recipe.constraints
                 )
-                self.view.trial_stopped(trial.number, told.reason)
+                self.view.trial_rejected(trial.number, told.reason)
                 return 1
         trial_dir = self.run_dir.trial_dir(trial.number)
         trial_dir.mkdir(parents=True, exist_ok=True)

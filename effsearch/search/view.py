@@ -36,6 +36,11 @@ class View:
         """A trial was stopped early (it is recorded as PRUNED)."""
         self.message(f"trial {number} {reason}")
 
+    def trial_rejected(self, number: int, reason: str) -> None:
+        """A configuration was rejected by the cost predictor and never ran (recorded as an
+        infeasible trial: ``reason`` gives the prediction)."""
+        self.trial_stopped(number, reason)
+
     def tick(self, running: Sequence[int]) -> None:
         """Called every poll; a live view refreshes here."""
 
