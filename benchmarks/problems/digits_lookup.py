@@ -1,6 +1,7 @@
 """The quickstart's space (digits CNN) made discrete and answered from real trials recorded once
-(``benchmarks/record_digits_lookup.py``): a tabular benchmark of a real compression space,
-categorical and conditional, that optimizers can be compared on over many seeds.
+(``benchmarks/record_lookup.py --problem digits_lookup``): a tabular benchmark of a real
+compression space, categorical and conditional, that optimizers can be compared on over many
+seeds.
 
 Knobs (480 configurations): ``arch.width_mult`` in {0.125, 0.25, 0.5, 1.0}, ``arch.depth`` in
 {1, 2, 3}; ``pruning.method`` in {none, magnitude, channel} and, only when pruning,
