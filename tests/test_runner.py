@@ -16,8 +16,10 @@ import toy_tasks
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+import effsearch
 from effsearch.errors import ResumeError
 from effsearch.recipe import Recipe, load_recipe
+from effsearch.report.results import constraint_lines
 from effsearch.search import records
 from effsearch.search.rundir import RunDir
 from effsearch.search.runner import Runner, SessionResult
@@ -623,3 +625,24 @@ def test_configurations_breaking_a_size_limit_are_rejected_before_training(
     front = pareto_front(result.study.trials, result.study.directions)
     assert not {t.number for t in rejected} & {t.number for t in front}
     assert counted(result.study) == 10
+
+
+def test_rejections_before_any_trial_finished_are_failed_and_still_counted_as_rejections(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        CHEAP_FIRST_RECIPE.replace("size_mb <= 0.1", "size_mb <= 0.0001").replace(
+            "trials: 10", "trials: 3"
+        )
+    )
+    result = run(load_recipe(tmp_path / "r.yaml"), tmp_path / "run")
+
+    trials = result.study.get_trials()
+    # nothing was ever measured, so no values could stand in: each is told as failed
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all("breaks size_mb <= 0.0001" in t.user_attrs[records.REJECTED] for t in trials)
+    lines = constraint_lines(effsearch.load(tmp_path / "run").summary)
+    assert (
+        "3 configurations rejected before training (a constraint on size, params, FLOPs or "
+        "untrained latency, or an engine that cannot run them); 3 of them recorded as failed"
+    ) in "\n".join(lines)

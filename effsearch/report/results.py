@@ -198,16 +198,24 @@ def constraint_lines(summary: RunSummary) -> list[str]:
         values = [t.user_attrs.get(records.METRICS, {}).get(constraint.metric) for t in done]
         met = sum(1 for v in values if v is not None and constraint.violation(float(v)) <= 0)
         lines.append(f"constraint {constraint}: met by {met} of {len(done)} finished trials")
-    rejected = sum(
-        1
+    rejected = [
+        t
         for t in summary.trials
         if t.user_attrs.get(records.REJECTED)
         and records.REJECTED_BY_PREDICTION not in t.user_attrs  # the predictor's line says those
-    )
+    ]
     if rejected:
+        # before any trial has values to impute, a rejection can only be told as failed
+        failed = sum(1 for t in rejected if t.state == TrialState.FAIL)
         lines.append(
-            f"{rejected} configurations rejected before training (a constraint on "
+            f"{len(rejected)} configurations rejected before training (a constraint on "
             "size, params, FLOPs or untrained latency, or an engine that cannot run them)"
+            + (
+                f"; {failed} of them recorded as failed (no trial had finished yet whose "
+                "values could stand in for theirs)"
+                if failed
+                else ""
+            )
         )
     return lines
 

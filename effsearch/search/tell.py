@@ -102,12 +102,12 @@ def _tell_rejected(
     before training; constraints on metrics not measured count as met) with imputed objective
     values: the worst each objective has reached so far. Samplers that model constraints learn
     to avoid the region; the trial can never be on the Pareto set. Returns False (record it as
-    failed instead) while no trial has values to impute from.
+    failed instead, still marked rejected) while no trial has values to impute from.
     """
+    trial.set_user_attr(records.REJECTED, outcome.reason)
     imputed = _worst_so_far(study, objectives)
     if imputed is None:
         return False
-    trial.set_user_attr(records.REJECTED, outcome.reason)
     for constraint in constraints:
         value = outcome.metrics.get(constraint.metric)
         trial.set_constraint(
