@@ -56,6 +56,7 @@ def screen(trials: list[dict], sample_counts: list[int]) -> str:
 
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
+    torch.manual_seed(len(trials))  # the fit's random restarts: the same figures every time
     x = np.array([[t["params"]["x"][f"x{i}"] for i in range(6)] for t in trials])
     # maximised, as the sampler models them; each measurement's own variance
     y = -np.array([[t["metrics"][f"f{i}"] for i in (1, 2, 3)] for t in trials])
