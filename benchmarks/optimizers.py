@@ -340,10 +340,9 @@ def summarize(rows: list[dict]) -> str:
             if problem == "nas_cell"
             else "mixed"
             if problem == "nas_cell_mixed"
-            else "480 recorded real trials, categorical and conditional"
-            if problem == "digits_lookup"
-            else "252 recorded real trials, categorical and conditional"
-            if problem == "text_lookup"
+            else f"{len(_lookup(problem).table())} recorded real trials, categorical and "
+            "conditional"
+            if PROBLEMS[problem].get("lookup")
             else f"d={dim}"
         )
         scores = {"hv": "normalized hypervolume"}

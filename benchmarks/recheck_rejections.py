@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from effsearch.api import load
 from effsearch.search import plan, records
 from effsearch.search.rundir import RunDir
+from effsearch.search.study import load_study
 from effsearch.search.trial import run_trial
 
 
@@ -31,8 +31,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    recipe = RunDir(args.run_dir).frozen_recipe()
-    study = load(args.run_dir).study
+    recipe, study = load_study(RunDir(args.run_dir))
     rejected = [t for t in study.trials if records.REJECTED_BY_PREDICTION in t.user_attrs]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as scratch:

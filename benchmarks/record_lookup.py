@@ -25,7 +25,6 @@ import multiprocessing
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +38,19 @@ from effsearch.tasks.base import MeasureSettings, TaskSpec
 
 MODULES = {"digits_lookup": digits_lookup, "text_lookup": text_lookup}
 
-PROBLEMS: dict[str, tuple[TaskSpec, MeasureSettings]] = {
-    # the quickstart's task and measure settings
-    "digits_lookup": (
-        TaskSpec(builtin="digits-cnn"),
-        MeasureSettings(batch_size=32, warmup=10, repeats=50),
-    ),
-    "text_lookup": (
-        TaskSpec(builtin="hf-text-classification", options=text_lookup.TASK_OPTIONS),
-        MeasureSettings(**text_lookup.MEASURE),
-    ),
-}
-
 
 def run_one(args: tuple[str, int, dict[str, Any], str]) -> dict[str, Any]:
     from effsearch.search.trial import run_trial
 
     problem, number, config, folder = args
-    task, measure = PROBLEMS[problem]
+    module = MODULES[problem]
     job = TrialJob(
         number=number,
         config=config,
-        task=replace(task, cache_dir=str(Path(folder) / "cache")),
+        task=TaskSpec(**module.TASK, cache_dir=str(Path(folder) / "cache")),
         seed=0,
         threads=1,
-        measure=measure,
+        measure=MeasureSettings(**module.MEASURE),
         trial_dir=str(Path(folder) / str(number)),
     )
     Path(job.trial_dir).mkdir(parents=True, exist_ok=True)
@@ -72,7 +59,7 @@ def run_one(args: tuple[str, int, dict[str, Any], str]) -> dict[str, Any]:
         "config": config,
         "ok": outcome.ok,
         "reason": outcome.reason,
-        "metrics": {k: v for k, v in outcome.metrics.items() if k in MODULES[problem].KEPT_METRICS},
+        "metrics": {k: v for k, v in outcome.metrics.items() if k in module.KEPT_METRICS},
         "duration_s": round(outcome.duration_s, 2),
         "measured_on": outcome.measured_on,
     }
@@ -80,7 +67,7 @@ def run_one(args: tuple[str, int, dict[str, Any], str]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problem", choices=list(PROBLEMS), required=True)
+    parser.add_argument("--problem", choices=list(MODULES), required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()

@@ -35,6 +35,10 @@ KEPT_METRICS = (
     "latency_se_ms",
     "size_mb",
 )
+TASK = {"builtin": "digits-cnn"}
+"""The recipe's ``task`` section the recorded trials ran."""
+MEASURE = {"batch_size": 32, "warmup": 10, "repeats": 50}
+"""Their ``measure`` section: the quickstart's."""
 TABLE = Path(__file__).resolve().parent.parent / "results" / "digits-lookup.jsonl"
 OBJECTIVES = [
     {"metric": "accuracy", "direction": "maximize", "ref": 0.97},

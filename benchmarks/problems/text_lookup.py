@@ -31,14 +31,19 @@ METHODS = ("none", "heads", "ffn", "heads_ffn")
 SPARSITIES = (0.25, 0.5)
 SCHEMES = ("none", "bf16", "int8_dynamic")
 LR = 0.002
-TASK_OPTIONS = {
-    "model": "builtin:all-minilm-l6-v2",
-    "dataset": "builtin:bbc-news",
-    "max_length": 32,
-    "train_samples": 300,
-    "test_samples": 400,
+TASK = {
+    "builtin": "hf-text-classification",
+    "options": {
+        "model": "builtin:all-minilm-l6-v2",
+        "dataset": "builtin:bbc-news",
+        "max_length": 32,
+        "train_samples": 300,
+        "test_samples": 400,
+    },
 }
+"""The recipe's ``task`` section the recorded trials ran."""
 MEASURE = {"batch_size": 16, "warmup": 3, "repeats": 10}
+"""Their ``measure`` section."""
 KEPT_METRICS = (
     "accuracy",
     "accuracy_se",
